@@ -1,0 +1,111 @@
+"""Rich renderings of engine results for the terminal (scan summary, benchmark, calibration, curves)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+
+def _usd(v: float) -> str:
+    return f"${v:,.2f}"
+
+
+def print_synth(out: Console, s) -> None:
+    out.print(Panel.fit(
+        f"[bold]{s.resources}[/] resources in [bold]{len(s.teams)}[/] teams, {s.events:,} CloudTrail events, "
+        f"{s.cost_rows:,} cost rows, {s.files} files, {s.seconds:.1f}s\n"
+        f"bundle: {s.out / 'bundle'}\ntruth:  {s.out / 'truth.csv'}", title="synthetic organisation"))
+
+
+def print_summary(out: Console, result) -> None:
+    s = result.summary
+    total = s["total_cost_usd"] or 0.0
+    pct = (lambda v: f" ({100 * v / total:.0f}%)") if total else (lambda v: "")
+    lines = [
+        f"[bold]{s['resources']:,}[/] resources, [bold]{s['untagged_resources']:,}[/] without an owner tag",
+        f"spend {_usd(total)} from {s['period']['start'] or '?'} to {s['period']['end'] or '?'}",
+        f"untagged spend {_usd(s['untagged_cost_usd'])}{pct(s['untagged_cost_usd'])}; "
+        f"[green]{_usd(s['attributable_cost_usd'])}[/] of it attributable at ≥{s['confidence_threshold']:.0%} confidence "
+        f"({s['attributable_resources']:,} resources)",
+        f"unattributable (no resource id: tax, support, transfer) {_usd(s['unattributable_cost_usd'])}",
+    ]
+    if s["tag_conflict_count"]:
+        lines.append(f"[yellow]{s['tag_conflict_count']}[/] owner tags disagree with behaviour")
+    if s["no_team_count"]:
+        lines.append(f"[yellow]{s['no_team_count']}[/] resources fit no team (vendor, orphaned or abandoned?)")
+    for m in s["missing"]:
+        lines.append(f"[yellow]missing:[/] {m}")
+    out.print(Panel("\n".join(lines), title="costdna scan", expand=False))
+    if s["teams"]:
+        t = Table(title="by owning team (tag, or prediction ≥ threshold)")
+        for col in ("team", "resources", "spend", "inferred", "inferred spend"):
+            t.add_column(col, justify="right" if col != "team" else "left")
+        for team, v in sorted(s["teams"].items(), key=lambda kv: -kv[1]["cost_usd"]):
+            t.add_row(team, str(v["resources"]), _usd(v["cost_usd"]), str(v["inferred_resources"]),
+                      _usd(v["inferred_cost_usd"]))
+        out.print(t)
+    if s["recommendations"]:
+        out.print("[bold]recommendations[/]")
+        for r in s["recommendations"][:10]:
+            out.print(f"  • {r['text']}")
+    if s["no_team"]:
+        t = Table(title="fits no team (highest spend first)")
+        for col in ("resource", "spend", "anomaly"):
+            t.add_column(col)
+        for r in s["no_team"][:8]:
+            t.add_row(r["resource_id"], _usd(r["cost_usd"]), f"{r['anomaly_score']:.2f}")
+        out.print(t)
+    if s["tag_conflicts"]:
+        t = Table(title="owner tags that disagree with behaviour")
+        for col in ("resource", "tag says", "behaviour says", "confidence"):
+            t.add_column(col)
+        for r in s["tag_conflicts"][:8]:
+            t.add_row(r["resource_id"], r["tag_team"], r["predicted_team"], f"{r['confidence']:.0%}")
+        out.print(t)
+
+
+def _pm(mean: float, std: float) -> str:
+    return "—" if mean != mean else f"{100 * mean:.1f}% ± {100 * std:.1f}"
+
+
+def print_benchmark(out: Console, report) -> None:
+    kinds = report.kinds
+    t = Table(title=f"accuracy on hidden labels, mean ± std over {report.seeds} seed(s)")
+    t.add_column("model")
+    t.add_column("overall", justify="right")
+    for k in kinds:
+        t.add_column(k, justify="right")
+    for model, row in report.rows.items():
+        t.add_row(model, _pm(*row["overall"]), *[_pm(*row["per_kind"].get(k, (float("nan"), 0.0))) for k in kinds])
+    out.print(t)
+    extra = []
+    if report.ece is not None:
+        extra.append(f"GNN calibration: ECE {report.ece[0]:.3f} ± {report.ece[1]:.3f}")
+    if report.unowned_detection is not None:
+        extra.append(f"unowned resources flagged 'fits no team': {report.unowned_detection:.0%}; "
+                     f"owned ones wrongly flagged: {report.owned_false_no_team:.0%}")
+    extra.append(f"evaluated resources per seed: {report.evaluated}")
+    for line in extra:
+        out.print(line)
+
+
+def print_calibration(out: Console, rep) -> None:
+    out.print(f"evaluated on [bold]{rep.n}[/] resources ({rep.against}); temperature T = {rep.temperature:.3f}")
+    out.print(f"ECE before temperature scaling: [bold]{rep.ece_before:.4f}[/]; after: [bold]{rep.ece_after:.4f}[/]")
+    t = Table(title="reliability (after temperature scaling)")
+    for col in ("confidence bin", "resources", "mean confidence", "accuracy"):
+        t.add_column(col, justify="right")
+    for b in rep.table:
+        if b.count:
+            t.add_row(f"{b.lo:.1f}–{b.hi:.1f}", str(b.count), f"{b.mean_confidence:.3f}", f"{b.accuracy:.3f}")
+    out.print(t)
+
+
+def print_curve(out: Console, curve, method: str) -> None:
+    t = Table(title=f"active learning ({method}): accuracy on still-unlabelled resources")
+    for col in ("round", "labels", "accuracy", "cost-weighted accuracy"):
+        t.add_column(col, justify="right")
+    for p in curve:
+        t.add_row(str(p.round), str(p.n_labels), f"{p.accuracy:.1%}", f"{p.cost_weighted_accuracy:.1%}")
+    out.print(t)

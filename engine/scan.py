@@ -1,0 +1,238 @@
+"""A scan: bundle -> owner labels from tags -> graph -> model -> one row per resource + a summary.
+
+This is the only place the engine stages are wired together; the CLI, jobs and chat handlers all call
+``scan_bundle`` and read a ``ScanResult``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from engine.bundle import Bundle, load_bundle
+from engine.graph import OwnershipGraph, build_graph
+from engine.model import ModelConfig, Prediction, fit_predict
+from engine.tagrules import TagRules
+
+CONFIDENT = 0.70  # "attributable" means a predicted owner at or above this confidence
+NO_TEAM_ANOMALY = 0.5  # above this, a resource fits no team and gets no predicted owner
+
+PREDICTION_COLUMNS = ("resource_id", "arn", "type", "predicted_team", "confidence", "tag_team", "tag_conflict",
+                      "anomaly_score", "monthly_cost_usd")
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class ResourcePrediction:
+    resource_id: str
+    arn: str
+    type: str
+    predicted_team: str  # "" when it fits no team (or nothing could be learned)
+    confidence: float
+    tag_team: str  # normalized owner tag, "" if untagged
+    tag_conflict: int  # 1 when behaviour confidently says another team than the tag
+    anomaly_score: float
+    monthly_cost_usd: float
+    cost_usd: float = 0.0  # spend over the scanned period
+    runner_up: str = ""
+    runner_up_confidence: float = 0.0
+
+    def csv_row(self) -> dict[str, object]:
+        d = asdict(self)
+        return {k: (f"{d[k]:.4f}" if isinstance(d[k], float) else d[k]) for k in PREDICTION_COLUMNS}
+
+
+@dataclass
+class ScanResult:
+    bundle: Bundle
+    rows: list[ResourcePrediction]
+    classes: list[str]
+    labels: np.ndarray  # class index per row from tags, -1 untagged
+    graph: OwnershipGraph | None
+    prediction: Prediction | None
+    summary: dict
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def by_arn(self) -> dict[str, ResourcePrediction]:
+        return {r.arn: r for r in self.rows}
+
+
+def owner_labels(bundle: Bundle, arns: list[str], rules: TagRules) -> tuple[list[str], np.ndarray, list[str]]:
+    """Canonical team per resource from its tags; returns (classes, label index or -1, team or "")."""
+    teams = []
+    for arn in arns:
+        team, _key = rules.team_of(bundle.resources[arn].tags)
+        teams.append(team or "")
+    classes = sorted({t for t in teams if t})
+    idx = {c: i for i, c in enumerate(classes)}
+    y = np.array([idx[t] if t else -1 for t in teams], dtype=np.int64)
+    return classes, y, teams
+
+
+def scan_bundle(
+    root: Path | str | Bundle,
+    *,
+    rules: TagRules | None = None,
+    extra_labels: dict[str, str] | None = None,
+    config: ModelConfig | None = None,
+    strict: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Scan one bundle. ``extra_labels`` (arn -> team) are human labels; they win over tags."""
+    say = progress or (lambda stage, frac: None)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bundle = root if isinstance(root, Bundle) else load_bundle(root, strict=strict, workers=workers, progress=say)
+    seconds["load"] = time.perf_counter() - t0
+    seconds.update({f"load.{k}": v for k, v in bundle.seconds.items()})
+    rules = rules or TagRules.default()
+    arns = sorted(bundle.resources)
+    classes, y, tag_teams = owner_labels(bundle, arns, rules)
+    if extra_labels:
+        classes = sorted(set(classes) | {rules.canonical(t) or t for t in extra_labels.values()})
+        idx = {c: i for i, c in enumerate(classes)}
+        y = np.array([idx[t] if t else -1 for t in tag_teams], dtype=np.int64)
+        pos = {a: i for i, a in enumerate(arns)}
+        for arn, team in extra_labels.items():
+            if arn in pos:
+                y[pos[arn]] = idx[rules.canonical(team) or team]
+
+    say("graph", 0.0)
+    t0 = time.perf_counter()
+    graph = build_graph(bundle, arns) if arns else None
+    seconds["graph"] = time.perf_counter() - t0
+    prediction = None
+    missing: list[str] = []
+    can_learn = graph is not None and len(classes) >= 2 and int((y >= 0).sum()) >= 4
+    if not arns:
+        missing.append("no resources found in any source")
+    elif not can_learn:
+        missing.append("owner tags: fewer than two teams or four tagged resources, so there is nothing to learn "
+                       "owners from; tag a few resources per team or label them with `costdna label`")
+    if not bundle.activity.records:
+        missing.append("CloudTrail: no activity, so owners can only be read from tags")
+    if not bundle.costs.rows:
+        missing.append("cost data: no CUR or FOCUS files, so spend is unknown")
+    if can_learn:
+        say("model", 0.0)
+        t0 = time.perf_counter()
+        prediction = fit_predict(graph, y, classes, config, progress=lambda f: say("model", f))
+        seconds["model"] = time.perf_counter() - t0
+
+    rows = _rows(bundle, arns, classes, tag_teams, prediction)
+    summary = summarize(bundle, rows, classes, prediction, missing)
+    summary["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    say("done", 1.0)
+    return ScanResult(bundle=bundle, rows=rows, classes=classes, labels=y, graph=graph, prediction=prediction,
+                      summary=summary, seconds=seconds)
+
+
+def _rows(bundle: Bundle, arns: list[str], classes: list[str], tag_teams: list[str],
+          pred: Prediction | None) -> list[ResourcePrediction]:
+    rows = []
+    for i, arn in enumerate(arns):
+        r = bundle.resources[arn]
+        team, conf, anomaly, conflict, ru, ru_conf = "", 0.0, 0.0, 0, "", 0.0
+        if pred is not None:
+            p = pred.proba[i]
+            order = np.argsort(-p)
+            conf = float(p[order[0]])
+            anomaly = float(pred.anomaly[i])
+            if anomaly < NO_TEAM_ANOMALY:
+                team = classes[order[0]]
+            if len(order) > 1:
+                ru, ru_conf = classes[order[1]], float(p[order[1]])
+            if tag_teams[i] and team and team != tag_teams[i] and conf >= CONFIDENT:
+                conflict = 1
+        rows.append(ResourcePrediction(
+            resource_id=r.id, arn=arn, type=r.kind, predicted_team=team, confidence=conf, tag_team=tag_teams[i],
+            tag_conflict=conflict, anomaly_score=anomaly, monthly_cost_usd=bundle.costs.monthly(arn),
+            cost_usd=bundle.costs.resource_total(arn), runner_up=ru, runner_up_confidence=ru_conf))
+    return rows
+
+
+def _iso(t: float | None) -> str | None:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z") if t is not None else None
+
+
+def summarize(bundle: Bundle, rows: list[ResourcePrediction], classes: list[str], pred: Prediction | None,
+              missing: list[str]) -> dict:
+    """The executive summary, as one JSON-able dict (the `scan --json` contract)."""
+    untagged = [r for r in rows if not r.tag_team]
+    attributable = [r for r in untagged if r.predicted_team and r.confidence >= CONFIDENT]
+    teams: dict[str, dict[str, float]] = {}
+    for r in rows:
+        owner = r.tag_team if (r.tag_team and not r.tag_conflict) else (
+            r.predicted_team if r.predicted_team and r.confidence >= CONFIDENT else "")
+        if not owner:
+            continue
+        t = teams.setdefault(owner, {"resources": 0, "cost_usd": 0.0, "tagged_resources": 0,
+                                     "inferred_resources": 0, "inferred_cost_usd": 0.0})
+        t["resources"] += 1
+        t["cost_usd"] += r.cost_usd
+        if r.tag_team and not r.tag_conflict:
+            t["tagged_resources"] += 1
+        else:
+            t["inferred_resources"] += 1
+            t["inferred_cost_usd"] += r.cost_usd
+    for t in teams.values():
+        t["cost_usd"] = round(t["cost_usd"], 2)
+        t["inferred_cost_usd"] = round(t["inferred_cost_usd"], 2)
+    no_team = sorted((r for r in rows if pred is not None and not r.predicted_team), key=lambda r: -r.cost_usd)
+    conflicts = [r for r in rows if r.tag_conflict]
+    recs = []
+    for team, t in sorted(teams.items(), key=lambda kv: -kv[1]["inferred_cost_usd"]):
+        if t["inferred_resources"]:
+            recs.append({"team": team, "action": "tag", "resources": t["inferred_resources"],
+                         "cost_usd": t["inferred_cost_usd"],
+                         "text": f"tag {t['inferred_resources']} resources (${t['inferred_cost_usd']:,.2f}) as team={team}"})
+    period = bundle.period
+    return {
+        "resources": len(rows),
+        "tagged_resources": len(rows) - len(untagged),
+        "untagged_resources": len(untagged),
+        "total_cost_usd": round(bundle.costs.total, 2),
+        "untagged_cost_usd": round(sum(r.cost_usd for r in untagged), 2),
+        "unattributable_cost_usd": round(bundle.costs.unattributable, 2),
+        "attributable_cost_usd": round(sum(r.cost_usd for r in attributable), 2),
+        "attributable_resources": len(attributable),
+        "confidence_threshold": CONFIDENT,
+        "currency": bundle.costs.currency,
+        "teams": teams,
+        "recommendations": recs,
+        "no_team": [{"resource_id": r.resource_id, "arn": r.arn, "cost_usd": round(r.cost_usd, 2),
+                     "anomaly_score": round(r.anomaly_score, 3)} for r in no_team[:50]],
+        "no_team_count": len(no_team),
+        "tag_conflicts": [{"resource_id": r.resource_id, "arn": r.arn, "tag_team": r.tag_team,
+                           "predicted_team": r.predicted_team, "confidence": round(r.confidence, 3)}
+                          for r in conflicts[:50]],
+        "tag_conflict_count": len(conflicts),
+        "period": {"start": _iso(period[0]) if period else None, "end": _iso(period[1]) if period else None},
+        "sources": {"cloudtrail_records": bundle.activity.records, "cost_rows": bundle.costs.rows,
+                    "cost_formats": sorted(bundle.costs.formats), "interfaces": len(bundle.interfaces),
+                    "principals": len(bundle.principals), "deploys": len(bundle.deploys)},
+        "model": None if pred is None else {"temperature": round(pred.temperature, 3),
+                                            "out_of_fold_accuracy": round(pred.oof_accuracy, 4),
+                                            "teams": classes, "epochs": pred.epochs},
+        "missing": missing,
+        "issues": [str(i) for i in bundle.issues[:20]],
+        "issue_count": len(bundle.issues),
+    }
+
+
+def write_predictions(rows: list[ResourcePrediction], path: Path) -> None:
+    """predictions.csv: the column contract other tools rely on (PREDICTION_COLUMNS, in that order)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(PREDICTION_COLUMNS))
+        w.writeheader()
+        for r in rows:
+            w.writerow(r.csv_row())
