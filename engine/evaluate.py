@@ -74,7 +74,7 @@ def predict_all(graph: OwnershipGraph, y: np.ndarray, classes: list[str], models
         elif m == "majority":
             out[m] = baselines.majority(y, k)
         else:
-            X = baseline_features(graph) if X is None else X
+            X = baseline_features(graph).toarray() if X is None else X
             fn = baselines.logistic_regression if m == "logistic_regression" else baselines.knn
             out[m] = fn(X, y, k)
     return out, gnn

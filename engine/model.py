@@ -23,16 +23,23 @@ import numpy as np
 from engine.calibration import apply_temperature, fit_temperature
 from engine.graph import RELATIONS, OwnershipGraph
 
+import os
+_DEBUG = os.environ.get("COSTDNA_DEBUG_TRAIN")
+_EXP = os.environ.get("COSTDNA_EXP", "")
+
 
 @dataclass
 class ModelConfig:
     hidden: int | None = None  # None: sized from the number of labels
     dropout: float = 0.3
-    lr: float = 0.01
+    lr: float = 0.02
     weight_decay: float = 5e-4
-    max_epochs: int = 300
-    patience: int = 30
-    folds: int = 5
+    max_epochs: int = 200
+    patience: int = 10
+    min_epochs: int = 30
+    min_delta: float = 0.01  # relative: validation loss must improve by 1% to count
+    folds: int = 5  # 3 when there are many labels: each fold already sees thousands
+    large: int = 2000  # labels above which the cheaper settings apply
     input_label_rate: float = 0.5  # share of training labels shown as inputs each epoch
     seed: int = 0
     threads: int | None = None
@@ -66,11 +73,16 @@ def _hidden_size(n_labels: int, cfg: ModelConfig) -> int:
     return int(np.clip(4 * np.sqrt(max(n_labels, 1)), 16, 64))
 
 
-def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int):
-    """Row-normalised sparse adjacency [n_dst, n_src] (a weighted mean over neighbours)."""
+def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int, log: bool = False):
+    """Row-normalised sparse adjacency [n_dst, n_src] (a weighted mean over neighbours).
+
+    Into a resource, neighbours weigh by their share of the calls (the plurality caller of a shared
+    bucket matters); into an entity, resources weigh by log calls so one hot resource does not
+    define a role's whole profile.
+    """
     import torch
 
-    w = np.log1p(w.astype(np.float64))
+    w = np.log1p(w.astype(np.float64)) if log else w.astype(np.float64)
     tot = np.bincount(dst, weights=w, minlength=n_dst)
     vals = w / np.where(tot[dst] > 0, tot[dst], 1.0)
     idx = torch.from_numpy(np.vstack([dst, src]))
@@ -91,13 +103,15 @@ def _tensors(graph: OwnershipGraph):
         src_t = RELATIONS[name]
         if len(rel.src) == 0 or sizes[src_t] == 0:
             continue
-        adj[(src_t, name, "resource")] = _norm_adj(rel.dst, rel.src, rel.weight, graph.n, sizes[src_t])
+        adj[(src_t, name, "resource")] = _norm_adj(rel.dst, rel.src, rel.weight, graph.n, sizes[src_t],
+                                                   log=name == "flow")
         if src_t != "resource":
-            adj[("resource", f"rev_{name}", src_t)] = _norm_adj(rel.src, rel.dst, rel.weight, sizes[src_t], graph.n)
+            adj[("resource", f"rev_{name}", src_t)] = _norm_adj(rel.src, rel.dst, rel.weight, sizes[src_t], graph.n,
+                                                                 log=True)
     return x, adj
 
 
-def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: float):
+def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: float, n_props: int):
     import torch
     from torch import nn
     from torch_geometric.nn import HeteroConv, SAGEConv
@@ -105,37 +119,108 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv1 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum") for et in edge_types}, aggr="sum")
+            self.conv1 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum", root_weight=not (_EXP == "noroot" and et[2] == "resource")) for et in edge_types}, aggr="sum")
             into_res = [et for et in edge_types if et[2] == "resource"]
             self.conv2 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum") for et in into_res}, aggr="sum")
-            self.skip = nn.LazyLinear(hidden)
+            self.skip = nn.LazyLinear(hidden) if _EXP != "noroot" else None
             self.out = nn.Linear(hidden, n_classes)
+            self.beta = nn.Parameter(torch.full((n_props,), 2.0))  # weight of each relation's propagated labels
             self.dropout = dropout
 
         def embed(self, x: dict, adj: dict) -> torch.Tensor:
+            x = {t: v for t, v in x.items() if t != "_prop"}
             h = self.conv1(x, adj)
             for t in node_types:  # entity types with no incoming relation keep a projection of their input
                 if t not in h and t in x:
                     h[t] = torch.zeros(x[t].shape[0], hidden)
             h = {k: nn.functional.dropout(v.relu(), self.dropout, self.training) for k, v in h.items()}
-            z = self.conv2(h, adj)["resource"] + self.skip(x["resource"])
+            z = self.conv2(h, adj)["resource"] + (0 if _EXP == "noroot" else self.skip(x["resource"]))
             return z.relu()
 
         def forward(self, x: dict, adj: dict) -> torch.Tensor:
             z = self.embed(x, adj)
-            return self.out(nn.functional.dropout(z, self.dropout, self.training))
+            prior = torch.einsum("r,rnk->nk", self.beta, x["_prop"])
+            return self.out(nn.functional.dropout(z, self.dropout, self.training)) + prior
 
     return Net()
 
 
-def _label_input(base: np.ndarray, y: np.ndarray, visible: np.ndarray, k: int):
+class LabelInputs:
+    """Known owners as node inputs: each entity's team distribution over its visible labelled resources.
+
+    Per relation, an entity (role, person, subnet, repo; or a flow peer for resources) gets the
+    weighted share of each team among the labelled resources it is linked to, plus how much labelled
+    evidence that share rests on. Only labels in the ``visible`` mask count, so a resource whose label
+    is being predicted never sees itself. Computed without gradients: it is data, not a parameter.
+    """
+
+    def __init__(self, graph: OwnershipGraph, y: np.ndarray, k: int):
+        import scipy.sparse as sp
+
+        self.y, self.k, self.n = y, k, graph.n
+        self.mats: dict[str, list] = {}
+        self.props: list[tuple[sp.csr_matrix, sp.csr_matrix]] = []  # (entity x resource, resource x entity)
+        for name in relation_names(graph):
+            rel = graph.relations[name]
+            src_t = RELATIONS[name]
+            n_src = graph.n if src_t == "resource" else len(graph.entities[src_t])
+            # An entity's team profile weighs its resources by its calls on them: a role spends most
+            # of its calls on its own team's resources, however many others it also touches.
+            w = np.log1p(rel.weight.astype(np.float64)) if name == "flow" else rel.weight.astype(np.float64)
+            m = sp.csr_matrix((w, (rel.src, rel.dst)), shape=(n_src, graph.n))
+            self.mats.setdefault(src_t, []).append(m)
+            share = w
+            tot = np.bincount(rel.dst, weights=share, minlength=graph.n)
+            r = sp.csr_matrix((share / np.maximum(tot[rel.dst], 1e-12), (rel.dst, rel.src)), shape=(graph.n, n_src))
+            self.props.append((m, r))
+
+    def __call__(self, visible: np.ndarray) -> dict:
+        import torch
+
+        Y = np.zeros((self.n, self.k + 1))
+        idx = np.flatnonzero(visible)
+        Y[idx, self.y[idx]] = 1.0
+        Y[idx, self.k] = 1.0
+        out = {}
+        for t, mats in self.mats.items():
+            blocks = []
+            for m in mats:
+                agg = m @ Y
+                support = agg[:, self.k:]
+                dist = agg[:, : self.k] / np.maximum(support, 1e-12)
+                if _EXP == "hardin":
+                    top = dist.max(axis=1, keepdims=True)
+                    dist = ((dist >= top - 1e-9) & (top > 0)).astype(np.float64)
+                blocks += [dist, np.log1p(support)]
+            out[t] = torch.from_numpy(np.hstack(blocks).astype(np.float32))
+        # Two hops of plain label propagation per relation, weighted by call share: the model adds a
+        # learned multiple of these to its logits, so "most calls come from team A's roles" is a prior
+        # it starts from rather than a pattern it has to rediscover through the hidden layers.
+        prop = []
+        for m, r in self.props:
+            agg = m @ Y
+            dist = agg[:, : self.k] / np.maximum(agg[:, self.k:], 1e-12)
+            # and the "each role belongs to one team" reading: the entity votes for its majority team only
+            top = dist.max(axis=1, keepdims=True)
+            hard = (dist >= top - 1e-9) & (top > 0)
+            hard = hard / np.maximum(hard.sum(axis=1, keepdims=True), 1)
+            prop += [r @ (hard if _EXP in ("hard", "hardin") else dist), r @ hard]
+        out["_prop"] = torch.from_numpy(np.stack(prop).astype(np.float32))
+        return out
+
+
+def _inputs(x: dict, labels: dict) -> dict:
     import torch
 
-    lab = np.zeros((len(y), k + 1), dtype=np.float32)
-    idx = np.flatnonzero(visible)
-    lab[idx, y[idx]] = 1.0
-    lab[idx, k] = 1.0
-    return torch.cat([base, torch.from_numpy(lab)], dim=1)
+    out = {t: torch.cat([v, labels[t]], dim=1) if t in labels else v for t, v in x.items()}
+    out["_prop"] = labels["_prop"]
+    return out
+
+
+def relation_names(graph: OwnershipGraph) -> list[str]:
+    """Relations with at least one edge and a non-empty source type, in a fixed order."""
+    sizes = {"resource": graph.n, **{t: len(v) for t, v in graph.entities.items()}}
+    return [n for n, rel in graph.relations.items() if len(rel.src) and sizes[RELATIONS[n]]]
 
 
 def _evidence(graph: OwnershipGraph, y: np.ndarray, k: int) -> np.ndarray:
@@ -183,6 +268,8 @@ def fit_predict(
     from sklearn.model_selection import KFold, StratifiedKFold
 
     cfg = cfg or ModelConfig()
+    warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
+    warnings.filterwarnings("ignore", message="There exist node types")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     k = len(classes)
@@ -196,12 +283,13 @@ def fit_predict(
     torch.manual_seed(cfg.seed)
     hidden = _hidden_size(len(labelled), cfg)
     x, adj = _tensors(graph)
-    base = x["resource"]
+    label_inputs = LabelInputs(graph, y, k)
     counts = np.bincount(y[labelled], minlength=k).astype(np.float64)
     class_w = torch.tensor(np.where(counts > 0, len(labelled) / (k * np.maximum(counts, 1)), 0.0), dtype=torch.float32)
     y_t = torch.from_numpy(np.where(y >= 0, y, 0))
 
-    folds = max(2, min(cfg.folds, int(counts[counts > 0].min()) if (counts > 0).all() else cfg.folds, len(labelled)))
+    n_folds = cfg.folds if len(labelled) <= cfg.large else min(cfg.folds, 3)
+    folds = max(2, min(n_folds, int(counts[counts > 0].min()) if (counts > 0).all() else n_folds, len(labelled)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -216,15 +304,15 @@ def fit_predict(
     epochs_run: list[int] = []
     for f, (tr_pos, ho_pos) in enumerate(splits):
         tr, ho = labelled[tr_pos], labelled[ho_pos]
-        net = _build_net(list(adj), list(x), hidden, k, cfg.dropout)
+        net = _build_net(list(adj), list(x), hidden, k, cfg.dropout, 2 * len(label_inputs.props))
         vis_all = np.zeros(n, dtype=bool)
         vis_all[tr] = True
         with torch.no_grad():
-            net({**x, "resource": _label_input(base, y, vis_all, k)}, adj)  # initialise lazy layers
+            net(_inputs(x, label_inputs(vis_all)), adj)  # initialise lazy layers
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best = (np.inf, None, 0)
         ho_t = torch.from_numpy(ho)
-        eval_x = {**x, "resource": _label_input(base, y, vis_all, k)}
+        eval_x = _inputs(x, label_inputs(vis_all))
         for epoch in range(cfg.max_epochs):
             net.train()
             perm = rng.permutation(tr)
@@ -232,7 +320,7 @@ def fit_predict(
             vis = np.zeros(n, dtype=bool)
             vis[perm[:n_in]] = True
             tgt = torch.from_numpy(perm[n_in:])
-            out = net({**x, "resource": _label_input(base, y, vis, k)}, adj)
+            out = net(_inputs(x, label_inputs(vis)), adj)
             loss = torch.nn.functional.cross_entropy(out[tgt], y_t[tgt], weight=class_w)
             opt.zero_grad()
             loss.backward()
@@ -240,9 +328,10 @@ def fit_predict(
             net.eval()
             with torch.no_grad():
                 val = torch.nn.functional.cross_entropy(net(eval_x, adj)[ho_t], y_t[ho_t]).item()
-            if val < best[0] - 1e-4:
+            if _DEBUG: print(epoch, round(loss.item(), 4), round(val, 4))
+            if val < best[0] * (1 - cfg.min_delta):
                 best = (val, {kk: v.clone() for kk, v in net.state_dict().items()}, epoch)
-            elif epoch - best[2] >= cfg.patience:
+            elif epoch - best[2] >= cfg.patience and epoch >= cfg.min_epochs:
                 break
         epochs_run.append(epoch + 1)
         net.load_state_dict(best[1])

@@ -199,6 +199,8 @@ class TagRules:
         for name in ("rewrites", "people"):
             if name in data:
                 kwargs[name] = _str_map(data[name], p, name)
+        if "keys" in kwargs and not any(normalize_key(k) for k in kwargs["keys"]):
+            raise ValueError(f"{p}: 'keys' must name at least one owner tag key")
         return cls(**kwargs)
 
     # ------------------------------------------------------------------ values
@@ -274,9 +276,11 @@ class TagRules:
         """
         teams: dict[str, set[str]] = {}
         for value in values:
-            team = self.canonical(value) if value is not None else None
+            if not isinstance(value, str):
+                continue
+            team = self.canonical(value)
             if team is not None:
-                teams.setdefault(team, set()).add(value)  # type: ignore[arg-type]
+                teams.setdefault(team, set()).add(value)
         return {team: sorted(teams[team]) for team in sorted(teams)}
 
 

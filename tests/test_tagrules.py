@@ -202,6 +202,7 @@ def test_load_empty_file_is_default(tmp_path) -> None:
         ("people: {alice: [a, b]}\n", "'people' must map strings"),
         ("keyz: [team]\n", "unknown tag rules field"),
         ("ignore: [{a: b}]\n", "'ignore' must be a list"),
+        ("keys: []\n", "at least one owner tag key"),
     ],
 )
 def test_load_bad_content_names_the_file(tmp_path, content: str, fragment: str) -> None:

@@ -106,6 +106,9 @@ def principal_of(ui: Any, event_source: str = "", recipient: str | None = None) 
             role = role or bits[0] or None
             if len(bits) > 1:
                 session = "/".join(bits[1:]) or None
+        if role is None:  # sanitised records keep only a userName
+            name = ui.get("userName")
+            role = name if type(name) is str and name else None
         if session is None:
             pid = ui.get("principalId")
             if type(pid) is str and ":" in pid:

@@ -1,0 +1,626 @@
+"""Billing exports (CUR 2.0, legacy CUR, CUR in Athena/Parquet form, FinOps FOCUS) -> one cost table.
+
+A month of hourly CUR for a real account is millions of rows, so nothing here loops over rows in
+Python: pyarrow parses the file, string columns are read dictionary-encoded, and only the unique
+values (resource ids, timestamps, tag sets) are turned into ARNs, epoch seconds and tag dicts.
+Python row loops exist only on error paths, to name the rows that are wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from engine.arns import arn_from_billing_id
+from engine.records import BundleIssue
+from engine.sources.files import UnreadableFile, is_gzip, list_files, open_binary
+
+COST_SCHEMA = pa.schema(
+    [
+        ("resource", pa.string()),
+        ("start", pa.timestamp("s", tz="UTC")),
+        ("cost", pa.float64()),
+        ("service", pa.string()),
+        ("account", pa.string()),
+        ("region", pa.string()),
+        ("line_type", pa.string()),
+    ]
+)
+
+COST_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+_MAX_ROW_ISSUES = 20  # per file and problem; then one summary line
+
+
+@dataclass
+class CostFile:
+    path: Path
+    format: str  # "cur2" | "cur-legacy" | "cur-athena" | "focus"
+    table: pa.Table  # COST_SCHEMA
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)  # resource ARN -> tags (latest wins)
+    currency: str = "USD"
+
+
+def cost_files(bundle: Path) -> list[Path]:
+    """Every billing export under ``bundle/cost`` (CSV, gzipped CSV, Parquet), sorted."""
+    return list_files(Path(bundle), "cost", COST_SUFFIXES)
+
+
+# ---------------------------------------------------------------------------------------------
+# formats
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Where one format keeps each field: candidate columns in order of preference."""
+
+    name: str
+    cost: tuple[str, ...]
+    start: tuple[str, ...]
+    resource: tuple[str, ...]
+    service: tuple[str, ...]
+    account: tuple[str, ...]
+    region: tuple[str, ...]
+    line_type: tuple[str, ...]
+    currency: tuple[str, ...]
+    provider: tuple[str, ...] = ()
+    tags_column: str | None = None  # one column of JSON text or a map
+    tags_prefix: str | None = None  # one column per tag key
+
+
+_CUR_SNAKE = dict(
+    cost=("line_item_unblended_cost",),
+    start=("line_item_usage_start_date",),
+    resource=("line_item_resource_id",),
+    service=("line_item_product_code", "product_servicecode"),
+    account=("line_item_usage_account_id",),
+    region=("product_region_code", "product_region"),
+    line_type=("line_item_line_item_type",),
+    currency=("line_item_currency_code",),
+)
+_SPECS = {
+    "cur2": _Spec("cur2", tags_column="resource_tags", **_CUR_SNAKE),
+    "cur-athena": _Spec("cur-athena", tags_prefix="resource_tags_", **_CUR_SNAKE),
+    "cur-legacy": _Spec(
+        "cur-legacy",
+        cost=("lineItem/UnblendedCost",),
+        start=("lineItem/UsageStartDate",),
+        resource=("lineItem/ResourceId",),
+        service=("lineItem/ProductCode", "product/servicecode"),
+        account=("lineItem/UsageAccountId",),
+        region=("product/regionCode", "product/region"),
+        line_type=("lineItem/LineItemType",),
+        currency=("lineItem/CurrencyCode",),
+        tags_prefix="resourceTags/",
+    ),
+    "focus": _Spec(
+        "focus",
+        cost=("EffectiveCost", "BilledCost"),
+        start=("ChargePeriodStart",),
+        resource=("ResourceId",),
+        service=("ServiceName",),
+        account=("SubAccountId",),
+        region=("RegionId", "Region"),
+        line_type=("ChargeCategory",),
+        currency=("BillingCurrency",),
+        provider=("ProviderName",),
+        tags_column="Tags",
+    ),
+}
+# Columns only CUR 2.0 has (its nested map columns and the two name columns it added).
+_CUR2_ONLY = {"bill_payer_account_name", "line_item_usage_account_name", "product", "discount", "cost_category"}
+_FOCUS_MARKERS = {"ChargePeriodStart", "BilledCost", "EffectiveCost", "BillingAccountId", "ChargeCategory"}
+
+
+def detect_format(columns: list[str]) -> str | None:
+    """Which export a header belongs to, or None when it is none of the supported ones."""
+    cols = set(columns)
+    if any(c.startswith("lineItem/") for c in cols):
+        return "cur-legacy"
+    if any(c.startswith("line_item_") for c in cols):
+        if "resource_tags" in cols:
+            return "cur2"
+        if any(c.startswith("resource_tags_") for c in cols):
+            return "cur-athena"
+        return "cur2" if cols & _CUR2_ONLY else "cur-athena"
+    if len(cols & _FOCUS_MARKERS) >= 2:
+        return "focus"
+    return None
+
+
+def _pick(cands: tuple[str, ...], cols: set[str]) -> list[str]:
+    return [c for c in cands if c in cols]
+
+
+def _tag_key(key: str, fmt: str) -> str:
+    """Tag keys as people wrote them: ``user:team`` and CUR 2.0's ``user_team`` -> ``team``."""
+    if key.startswith("user:"):
+        return key[5:]
+    if fmt in ("cur2", "cur-athena") and key.startswith("user_"):
+        return key[5:]
+    return key
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+class _RowIssues:
+    """Row-level issues of one file, capped so one broken column cannot flood the report."""
+
+    def __init__(self, path: str, issues: list[BundleIssue]):
+        self.path, self.issues = path, issues
+        self.counts: dict[str, int] = {}
+
+    def add(self, row: int, problem: str, message: str) -> None:
+        n = self.counts.get(problem, 0) + 1
+        self.counts[problem] = n
+        if n <= _MAX_ROW_ISSUES:
+            self.issues.append(BundleIssue(self.path, f"row {row}", message))
+
+    def mask(self, bad: np.ndarray, row_no: np.ndarray, problem: str, message: str) -> None:
+        """Report the rows where ``bad`` is set (the first few by number, the rest counted)."""
+        hits = np.flatnonzero(bad)
+        for i in hits[:_MAX_ROW_ISSUES].tolist():
+            self.add(int(row_no[i]), problem, message)
+        if len(hits) > _MAX_ROW_ISSUES:
+            self.counts[problem] = self.counts.get(problem, 0) + len(hits) - _MAX_ROW_ISSUES
+
+    def close(self) -> None:
+        for problem, n in self.counts.items():
+            if n > _MAX_ROW_ISSUES:
+                self.issues.append(
+                    BundleIssue(self.path, "", f"{n - _MAX_ROW_ISSUES} more rows with {problem} (not listed)")
+                )
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open_binary(path) as f:
+        first = f.readline()
+    text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
+    if not text.strip():
+        raise UnreadableFile("empty file: no header line")
+    return next(csv.reader(io.StringIO(text)))
+
+
+def _read_csv(path: Path, spec: _Spec, cols: list[str], header: list[str], rows: _RowIssues) -> tuple[pa.Table, list[int]]:
+    """The needed columns; rows with the wrong number of fields are skipped and reported.
+
+    Returns the table and the sorted data-row numbers that were skipped (to number later issues).
+    """
+    cost_cols = set(_pick(spec.cost, set(header)))
+    # Text columns are read as plain strings (faster than dictionary conversion in the reader);
+    # the few that need it are dictionary-encoded afterwards with one hash pass each.
+    types = {c: (pa.float64() if c in cost_cols else pa.string()) for c in cols}
+    skipped: list[tuple[int | None, int, int]] = []
+
+    def on_invalid(row: Any) -> str:
+        skipped.append((row.number, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    def read(threads: bool, types: dict[str, pa.DataType]) -> pa.Table:
+        skipped.clear()
+        src = pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None)
+        return pcsv.read_csv(
+            src,
+            read_options=pcsv.ReadOptions(use_threads=threads, block_size=4 << 20),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=cols,
+                column_types=types,
+                null_values=["", "NULL", "null"],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+
+    try:
+        try:
+            table = read(True, types)
+        except pa.ArrowInvalid as e:
+            if "conversion error" not in str(e):
+                raise
+            # A cost cell that is not a number: read costs as text and name the bad rows later.
+            types = {c: pa.string() for c in cols}
+            table = read(True, types)
+        if any(n is None for n, _, _ in skipped):  # row numbers are only known single-threaded
+            table = read(False, types)
+    except OSError as e:
+        msg = str(e)
+        if "Truncated compressed stream" in msg or "truncated" in msg.lower():
+            raise UnreadableFile("truncated gzip stream") from None
+        raise UnreadableFile(f"cannot read CSV ({msg})") from None
+    except pa.ArrowInvalid as e:
+        raise UnreadableFile(f"cannot parse CSV ({e})") from None
+    skipped_rows = []
+    for number, expected, actual in skipped:
+        data_row = (number or 0) - 1  # physical line -> data row (the header is line 1)
+        skipped_rows.append(data_row)
+        rows.add(data_row, "a wrong number of fields", f"expected {expected} fields, got {actual}; row skipped")
+    return table, sorted(skipped_rows)
+
+
+def _read_parquet(path: Path, cols: list[str]) -> pa.Table:
+    try:
+        schema = pq.read_schema(path)
+        strings = [c for c in cols if pa.types.is_string(schema.field(c).type)]
+        return pq.read_table(path, columns=cols, read_dictionary=strings)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise UnreadableFile(f"not a readable Parquet file ({e})") from None
+
+
+def _columns(path: Path) -> tuple[list[str], bool]:
+    """(column names, is_parquet)."""
+    if path.name.lower().endswith(".parquet"):
+        try:
+            return list(pq.read_schema(path).names), True
+        except (pa.ArrowInvalid, OSError) as e:
+            raise UnreadableFile(f"not a readable Parquet file ({e})") from None
+    return _csv_header(path), False
+
+
+# ---------------------------------------------------------------------------------------------
+# column helpers (all vectorised over unique values)
+
+
+def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column as plain strings, whatever Parquet or the CSV reader made of it."""
+    t = col.type
+    if pa.types.is_string(t):
+        return col
+    return pc.cast(col, pa.string())
+
+
+def _codes(col: pa.ChunkedArray | None, n: int = 0) -> tuple[np.ndarray, list[str | None]]:
+    """(int64 index per row into the unique values, -1 for null; the unique values)."""
+    if col is None:
+        return np.full(n, -1, np.int64), []
+    if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+        enc = col
+    else:
+        enc = pc.dictionary_encode(_text(col))
+    if enc.num_chunks == 0:
+        return np.zeros(0, np.int64), []
+    if enc.num_chunks > 1:
+        enc = enc.unify_dictionaries()
+    dictionary = enc.chunk(0).dictionary.to_pylist()
+    idx = pa.chunked_array([c.indices for c in enc.chunks], type=enc.type.index_type)
+    if idx.null_count:
+        idx = idx.fill_null(-1)
+    return idx.to_numpy().astype(np.int64, copy=False), dictionary
+
+
+def _coalesce(table: pa.Table, names: list[str]) -> pa.ChunkedArray | None:
+    """The first present column as text, later ones filling its nulls (regionCode, then region)."""
+    if not names:
+        return None
+    cols = [_text(table.column(c)) for c in names]
+    return cols[0] if len(cols) == 1 else pc.coalesce(*cols)
+
+
+def _strings(codes: np.ndarray, values: list[str | None]) -> pa.Array:
+    """A plain string column from codes into values (null where the code is -1)."""
+    if not values:
+        return pa.nulls(len(codes), pa.string())
+    mask = codes < 0
+    idx = pa.array(np.where(mask, 0, codes).astype(np.int32), mask=mask)
+    return pc.take(pa.array(values, pa.string()), idx)
+
+
+def _parse_ts(text: str | None) -> int | None:
+    if text is None:
+        return None
+    t = text.strip()
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        # CUR's "2026-11-08T21:00:00.000+0000" style offsets, and a trailing " UTC".
+        try:
+            dt = datetime.fromisoformat(t.removesuffix(" UTC").replace("+0000", "+00:00"))
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def _start_seconds(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(epoch seconds per row, valid mask) from a text or timestamp column."""
+    t = col.type
+    if pa.types.is_timestamp(t):
+        col = pc.cast(col, pa.timestamp("s", tz="UTC"), safe=False)
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        secs = pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        return secs, valid
+    if pa.types.is_date(t):
+        return _start_seconds(pa.chunked_array([pc.cast(c, pa.timestamp("s")) for c in col.chunks]))
+    codes, values = _codes(col)
+    parsed = [_parse_ts(v) for v in values]
+    lookup = np.array([p if p is not None else 0 for p in parsed] + [0], np.int64)
+    ok = np.array([p is not None for p in parsed] + [False], bool)
+    return lookup[codes], ok[codes]  # code -1 indexes the trailing sentinel
+
+
+def _cost_values(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(cost per row, valid mask) from a numeric or text column."""
+    t = col.type
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
+        arr = pc.cast(col, pa.float64())
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        return arr.fill_null(0.0).to_numpy(zero_copy_only=False), arr.is_valid().to_numpy(zero_copy_only=False)
+    codes, values = _codes(col)
+    parsed: list[float | None] = []
+    for v in values:
+        try:
+            parsed.append(float(v) if v is not None else None)
+        except ValueError:
+            parsed.append(None)
+    lookup = np.array([p if p is not None else 0.0 for p in parsed] + [0.0], np.float64)
+    ok = np.array([p is not None for p in parsed] + [False], bool)
+    return lookup[codes], ok[codes]
+
+
+def _non_aws(raw: str) -> bool:
+    """Resource ids of other clouds (Azure paths, OCI OCIDs, GCP names) are their own canonical key."""
+    return raw.startswith(("/", "ocid")) or raw.startswith("//")
+
+
+def _resources(table: pa.Table, spec: _Spec, cols: set[str], region: pa.ChunkedArray | None,
+               account: pa.ChunkedArray | None, service: pa.ChunkedArray | None) -> tuple[np.ndarray, list[str]]:
+    """(index per row into the unique ARNs, -1 where the line item names no resource; the ARNs).
+
+    ``arn_from_billing_id`` runs once per unique (id, region, account, product, provider).
+    """
+    n = table.num_rows
+    names = _pick(spec.resource, cols)
+    if not names:
+        return np.full(n, -1, np.int64), []
+    provider = _coalesce(table, _pick(spec.provider, cols))
+    columns = (table.column(names[0]), region, account, service, provider)
+    # pyarrow releases the GIL: the five hash passes run side by side on the cores there are.
+    with ThreadPoolExecutor(max_workers=min(5, os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(lambda c: _codes(c, n), columns))
+    combos, inverse = _unique_rows([c for c, _ in parts], [len(v) + 1 for _, v in parts])
+    rvals, gvals, avals, svals, pvals = (v for _, v in parts)
+
+    def val(vals: list, i: int) -> str:
+        return (vals[i] or "") if i >= 0 else ""
+
+    arns: list[str] = []
+    arn_index: dict[str, int] = {}
+    combo_to_arn = np.full(len(combos) + 1, -1, np.int64)
+    for j, (r, g, a, s, p) in enumerate(combos):
+        raw = val(rvals, r).strip()
+        if not raw:
+            continue
+        provider = val(pvals, p)
+        if (provider and provider not in ("AWS", "Amazon Web Services")) or _non_aws(raw):
+            arn: str | None = raw
+        else:
+            arn = arn_from_billing_id(raw, val(gvals, g), val(avals, a), val(svals, s).replace(" ", ""))
+        if arn is None:
+            continue
+        k = arn_index.get(arn)
+        if k is None:
+            k = arn_index[arn] = len(arns)
+            arns.append(arn)
+        combo_to_arn[j] = k
+    return combo_to_arn[inverse], arns
+
+
+def _unique_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """Unique rows of several code columns (-1 = null) and each row's index into them.
+
+    The columns are packed into one int64 (mixed radix) and hashed once by pyarrow; only when the
+    radix would overflow does it fall back to numpy's sort-based unique.
+    """
+    total = 1
+    for s in sizes:
+        total *= s
+    if total < 2**62:
+        # In place: every fresh array of millions of rows costs page faults, which are slow in VMs.
+        key = codes[0] + 1
+        for c, s in zip(codes[1:], sizes[1:], strict=True):
+            key *= s
+            if len(c) and s <= 2 and (s == 1 or c[0] >= 0) and bool((c == c[0]).all()):
+                key += int(c[0]) + 1  # constant column (one account, one region): no array pass
+            else:
+                key += c
+                key += 1
+        enc = pc.dictionary_encode(pa.array(key))
+        uniq = enc.dictionary.to_numpy(zero_copy_only=False)
+        inverse = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        cols = []
+        for s in reversed(sizes):
+            uniq, rem = np.divmod(uniq, s)
+            cols.append(rem - 1)
+        return list(zip(*(c.tolist() for c in reversed(cols)), strict=True)), inverse
+    stacked = np.stack(codes, axis=1)
+    uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    return [tuple(r) for r in uniq.tolist()], inverse.reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# tags
+
+
+def _latest(entries: pa.Table, groups: list[str]) -> pa.Table:
+    return entries.group_by(groups, use_threads=False).aggregate([("t", "max"), ("row", "min")])
+
+
+def _tags(table: pa.Table, spec: _Spec, fmt: str, cols: set[str], res: np.ndarray, arns: list[str],
+          start: np.ndarray, keep: np.ndarray, rows: _RowIssues, row_no: np.ndarray) -> dict[str, dict[str, str]]:
+    """Resource ARN -> {key: value}; for each key the value on the latest line item wins."""
+    best: dict[tuple[int, str], tuple[int, str]] = {}
+
+    def offer(r: int, key: str, value: Any, t: int) -> None:
+        if value is None or key == "":
+            return
+        k = (r, _tag_key(key, fmt))
+        cur = best.get(k)
+        if cur is None or t >= cur[0]:
+            best[k] = (t, str(value))
+
+    has = keep & (res >= 0)
+    if spec.tags_column and spec.tags_column in cols:
+        col = table.column(spec.tags_column)
+        if pa.types.is_map(col.type):
+            arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+            # Parent row of every map entry, from the offsets (pc.list_parent_indices aborts on maps).
+            # Offsets index the map's whole key/item children; null maps may still own entries.
+            offsets = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+            parents = np.repeat(np.arange(len(arr), dtype=np.int64), np.diff(offsets))
+            first, count = int(offsets[0]), int(offsets[-1] - offsets[0])
+            kc, kv = _codes(pa.chunked_array([arr.keys.slice(first, count)]))
+            vc, vv = _codes(pa.chunked_array([arr.items.slice(first, count)]))
+            valid = arr.is_valid().to_numpy(zero_copy_only=False)
+            sel = has[parents] & valid[parents] & (kc >= 0) & (vc >= 0)
+            p = parents[sel]
+            entries = pa.table({"r": res[p], "k": kc[sel], "v": vc[sel], "t": start[p], "row": row_no[p]})
+            for r, k, v, t, _ in zip(*(_latest(entries, ["r", "k", "v"]).column(c).to_pylist()
+                                      for c in ("r", "k", "v", "t_max", "row_min")), strict=True):
+                offer(r, kv[k], vv[v], t)
+        else:
+            codes, texts = _codes(col)
+            sel = has & (codes >= 0)
+            entries = pa.table({"r": res[sel], "s": codes[sel], "t": start[sel], "row": row_no[sel]})
+            parsed: dict[int, dict | None] = {}
+            for r, s, t, row in zip(*(_latest(entries, ["r", "s"]).column(c).to_pylist()
+                                     for c in ("r", "s", "t_max", "row_min")), strict=True):
+                if s not in parsed:
+                    parsed[s] = _tag_json(texts[s])
+                    if parsed[s] is None:
+                        rows.add(row, "unreadable tags", f"{spec.tags_column} is not a JSON object of tags")
+                for k, v in (parsed[s] or {}).items():
+                    offer(r, k, v, t)
+    elif spec.tags_prefix:
+        for name in sorted(c for c in cols if c.startswith(spec.tags_prefix)):
+            key = name[len(spec.tags_prefix):]
+            codes, values = _codes(table.column(name))
+            sel = has & (codes >= 0)
+            if not sel.any():
+                continue
+            entries = pa.table({"r": res[sel], "v": codes[sel], "t": start[sel], "row": row_no[sel]})
+            for r, v, t in zip(*(_latest(entries, ["r", "v"]).column(c).to_pylist()
+                                 for c in ("r", "v", "t_max")), strict=True):
+                if values[v]:
+                    offer(r, key, values[v], t)
+    out: dict[str, dict[str, str]] = {}
+    for (r, key), (_, value) in best.items():
+        out.setdefault(arns[r], {})[key] = value
+    return out
+
+
+def _tag_json(text: str | None) -> dict | None:
+    if text is None or not text.strip():
+        return {}
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
+    """One billing export -> CostFile; None (and one issue) when the file cannot be read at all.
+
+    Rows with an unreadable time or cost, or the wrong number of fields, are skipped with an issue
+    naming the row ("row N" counts data rows from 1, the header not included).
+    """
+    path = Path(path)
+    where = str(path)
+    rows = _RowIssues(where, issues)
+    try:
+        header, is_parquet = _columns(path)
+        fmt = detect_format(header)
+        if fmt is None:
+            shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+            raise UnreadableFile(f"unrecognised cost export format (columns: {shown})")
+        spec = _SPECS[fmt]
+        cols = set(header)
+        for cands in (spec.cost, spec.start):
+            if not _pick(cands, cols):
+                raise UnreadableFile(f"missing required column {' or '.join(cands)}")
+        wanted = [
+            c for c in header
+            if c in {*spec.cost[:1], *spec.start, *spec.resource, *spec.service, *spec.account, *spec.region,
+                     *spec.line_type, *spec.currency, *spec.provider}
+            or c == spec.tags_column or (spec.tags_prefix and c.startswith(spec.tags_prefix))
+        ]
+        cost_col = _pick(spec.cost, cols)[0]
+        if cost_col not in wanted:
+            wanted.append(cost_col)
+        wanted = list(dict.fromkeys(wanted))
+        if is_parquet:
+            table, skipped = _read_parquet(path, wanted), []
+        else:
+            table, skipped = _read_csv(path, spec, wanted, header, rows)
+    except UnreadableFile as e:
+        issues.append(BundleIssue(where, "", str(e)))
+        return None
+
+    n = table.num_rows
+    # Data-row numbers for issues, counting the skipped malformed rows back in.
+    idx = np.arange(1, n + 1, dtype=np.int64)
+    if skipped:  # kept row i is data row i + (number of skipped rows before it)
+        sk = np.array(skipped, np.int64)
+        idx = idx + np.searchsorted(sk - np.arange(len(sk)), idx, side="right")
+    row_no = idx
+
+    start, start_ok = _start_seconds(table.column(spec.start[0]))
+    cost, cost_ok = _cost_values(table.column(cost_col))
+    rows.mask(~start_ok, row_no, f"an unreadable {spec.start[0]}", f"{spec.start[0]} is not a time; row skipped")
+    rows.mask(start_ok & ~cost_ok, row_no, f"an unreadable {cost_col}", f"{cost_col} is not a number; row skipped")
+    keep = start_ok & cost_ok
+
+    region = _coalesce(table, _pick(spec.region, cols))
+    account = _coalesce(table, _pick(spec.account, cols))
+    service = _coalesce(table, _pick(spec.service, cols))
+    line_type = _coalesce(table, _pick(spec.line_type, cols))
+    res, arns = _resources(table, spec, cols, region, account, service)
+    tags = _tags(table, spec, fmt, cols, res, arns, start, keep, rows, row_no)
+
+    currency = "USD"
+    cur = _coalesce(table, _pick(spec.currency, cols))
+    if cur is not None:
+        used = sorted(v for v in pc.unique(cur).to_pylist() if v)
+        if len(used) > 1:
+            issues.append(BundleIssue(where, "", f"several currencies ({', '.join(used)}); amounts are kept as given"))
+        currency = used[0] if used else currency
+
+    def text(col: pa.ChunkedArray | None) -> pa.ChunkedArray | pa.Array:
+        return pa.nulls(n, pa.string()) if col is None else col
+
+    out = pa.table(
+        {
+            "resource": _strings(res, arns),
+            "start": pa.array(start, pa.timestamp("s", tz="UTC")),
+            "cost": pa.array(cost, pa.float64()),
+            "service": text(service),
+            "account": text(account),
+            "region": text(region),
+            "line_type": text(line_type),
+        },
+        schema=COST_SCHEMA,
+    )
+    if not keep.all():
+        out = out.filter(pa.array(keep))
+    rows.close()
+    return CostFile(path=path, format=fmt, table=out, tags=tags, currency=currency)
