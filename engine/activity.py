@@ -21,7 +21,19 @@ from engine.records import BundleIssue, Event
 # data-plane traffic: a team's CI role updates its function, everybody else merely invokes it.
 CREATE, MANAGE, USE = "create", "manage", "use"
 
-_CREATE_PREFIXES = ("Create", "Run", "Register", "Launch", "Allocate", "Import")
+# Events that bring the resource itself into being. Other "Create*" calls (CreateTags, CreateSnapshot,
+# CreateInvalidation...) act on an existing resource: administration, not creation.
+_CREATE_EVENTS = frozenset({
+    "RunInstances", "CreateVolume", "CreateBucket", "CreateTable", "CreateDBInstance", "CreateDBCluster",
+    "CreateQueue", "CreateTopic", "CreateService", "CreateCluster", "CreateLoadBalancer", "CreateTargetGroup",
+    "CreateStream", "CreateLogGroup", "CreateRepository", "CreateKey", "CreateSecret", "CreateDistribution",
+    "CreateNatGateway", "AllocateAddress", "CreateSecurityGroup", "CreateVpc", "CreateSubnet",
+    "CreateNetworkInterface", "CreateCacheCluster", "CreateReplicationGroup", "RegisterTaskDefinition",
+    "CreateFileSystem", "CreateDomain", "CreateStateMachine", "CreateDBInstanceReadReplica",
+    "RestoreDBInstanceFromDBSnapshot", "CreateAutoScalingGroup", "CreateLaunchTemplate", "CreateRestApi",
+    "CreateApi", "CreateUserPool", "CreateEventBus", "CreateRule", "CreateAlarm", "CreateStack",
+})
+_CREATE_PREFIXES = ("CreateFunction",)  # Lambda's versioned names: CreateFunction20150331
 _MANAGE_PREFIXES = (
     "Update", "Modify", "Delete", "Put", "Start", "Stop", "Reboot", "Tag", "Untag", "Attach", "Detach",
     "Set", "Add", "Remove", "Enable", "Disable", "Associate", "Disassociate", "Restore", "Terminate",
@@ -43,7 +55,7 @@ def relation_of(event_name: str) -> str:
     """create / manage / use for a CloudTrail event name."""
     if event_name in _DATA_PLANE:
         return USE
-    if event_name.startswith(_CREATE_PREFIXES):
+    if event_name in _CREATE_EVENTS or event_name.startswith(_CREATE_PREFIXES):
         return CREATE
     if event_name.startswith(_MANAGE_PREFIXES):
         return MANAGE

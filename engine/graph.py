@@ -133,16 +133,13 @@ def build_graph(bundle: Bundle, arns: list[str] | None = None) -> OwnershipGraph
     span = max(86400.0, period[1] - period[0])
     half_life = span / 4
     act = bundle.activity
+    def decay(t: float | None) -> float:
+        return 0.5 ** ((period[1] - t) / half_life) if t is not None else 0.5
+
     for (arn, actor, rel), ps in act.pairs.items():
         r = index.get(arn)
-        if r is None:
-            continue
-        if rel == CREATE:
-            w = ps.count
-        else:
-            mt = ps.mean_time
-            w = ps.count * (0.5 ** ((period[1] - mt) / half_life) if mt is not None else 0.5)
-        add(rel, ent("actor", actor), r, w)
+        if r is not None:
+            add(rel, ent("actor", actor), r, ps.count * decay(ps.mean_time))
     for d in bundle.deploys:
         who = d.actor
         if not who:
@@ -152,8 +149,8 @@ def build_graph(bundle: Bundle, arns: list[str] | None = None) -> OwnershipGraph
         for arn in d.resources:
             r = index.get(arn)
             if r is not None:
-                add("deploy", ent("actor", key), r, 1.0)
-                add("repo", ent("repo", d.repo), r, 1.0)
+                add("deploy", ent("actor", key), r, decay(d.time))
+                add("repo", ent("repo", d.repo), r, decay(d.time))
     for p in bundle.principals.values():
         matchers = _policy_matchers(p.policy_resources)
         if not matchers:

@@ -14,6 +14,7 @@ Why these choices:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,6 @@ import numpy as np
 from engine.calibration import apply_temperature, fit_temperature
 from engine.graph import RELATIONS, OwnershipGraph
 
-import os
 _DEBUG = os.environ.get("COSTDNA_DEBUG_TRAIN")
 _EXP = os.environ.get("COSTDNA_EXP", "")
 
@@ -73,7 +73,17 @@ def _hidden_size(n_labels: int, cfg: ModelConfig) -> int:
     return int(np.clip(4 * np.sqrt(max(n_labels, 1)), 16, 64))
 
 
-def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int, log: bool = False):
+# Pseudo-weight added to every resource's neighbourhood before averaging: a mean over a few faint,
+# weeks-old links (a deploy before the resource changed hands) stays faint instead of being scaled up
+# to look as certain as hundreds of recent calls.
+SHRINK = 0.0
+SHARPEN = 4.0
+PRIOR_SCALE = 5.0
+PRIOR_REG = float(os.environ.get('COSTDNA_PRIOR_REG', '0.1'))
+
+
+def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int, log: bool = False,
+              shrink: float = 0.0):
     """Row-normalised sparse adjacency [n_dst, n_src] (a weighted mean over neighbours).
 
     Into a resource, neighbours weigh by their share of the calls (the plurality caller of a shared
@@ -83,7 +93,7 @@ def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src
     import torch
 
     w = np.log1p(w.astype(np.float64)) if log else w.astype(np.float64)
-    tot = np.bincount(dst, weights=w, minlength=n_dst)
+    tot = np.bincount(dst, weights=w, minlength=n_dst) + shrink
     vals = w / np.where(tot[dst] > 0, tot[dst], 1.0)
     idx = torch.from_numpy(np.vstack([dst, src]))
     return torch.sparse_coo_tensor(idx, torch.from_numpy(vals.astype(np.float32)), (n_dst, n_src)).coalesce().to_sparse_csr()
@@ -104,7 +114,7 @@ def _tensors(graph: OwnershipGraph):
         if len(rel.src) == 0 or sizes[src_t] == 0:
             continue
         adj[(src_t, name, "resource")] = _norm_adj(rel.dst, rel.src, rel.weight, graph.n, sizes[src_t],
-                                                   log=name == "flow")
+                                                   log=name == "flow", shrink=SHRINK)
         if src_t != "resource":
             adj[("resource", f"rev_{name}", src_t)] = _norm_adj(rel.src, rel.dst, rel.weight, sizes[src_t], graph.n,
                                                                  log=True)
@@ -124,11 +134,13 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
             self.conv2 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum") for et in into_res}, aggr="sum")
             self.skip = nn.LazyLinear(hidden) if _EXP != "noroot" else None
             self.out = nn.Linear(hidden, n_classes)
-            self.beta = nn.Parameter(torch.full((n_props,), 2.0))  # weight of each relation's propagated labels
+            self.theta = nn.Parameter(torch.zeros(n_props))  # log-weight of each relation's propagated labels
+            self.gate_a = nn.Parameter(torch.ones(n_props))  # how much evidence mass matters, per relation
+            self.gate_b = nn.Parameter(torch.zeros(n_props))  # and each relation's standing
             self.dropout = dropout
 
         def embed(self, x: dict, adj: dict) -> torch.Tensor:
-            x = {t: v for t, v in x.items() if t != "_prop"}
+            x = {t: v for t, v in x.items() if not t.startswith("_")}
             h = self.conv1(x, adj)
             for t in node_types:  # entity types with no incoming relation keep a projection of their input
                 if t not in h and t in x:
@@ -137,9 +149,20 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
             z = self.conv2(h, adj)["resource"] + (0 if _EXP == "noroot" else self.skip(x["resource"]))
             return z.relu()
 
+        def prior_penalty(self) -> torch.Tensor:
+            """Keep the relation weighting near "every relation counts the same" unless labels insist."""
+            return (self.theta**2).sum() + (self.gate_b**2).sum() + ((self.gate_a - 1) ** 2).sum()
+
         def forward(self, x: dict, adj: dict) -> torch.Tensor:
             z = self.embed(x, adj)
-            prior = torch.einsum("r,rnk->nk", self.beta, x["_prop"])
+            # attention over relations by evidence mass: a softmax across the relations a resource has
+            lm = x["_mass"]
+            score = torch.where(torch.isfinite(lm), self.gate_a[:, None] * lm.clamp(min=-20) + self.gate_b[:, None],
+                                torch.full_like(lm, -1e9))
+            gate = torch.softmax(score, dim=0) * torch.isfinite(lm).any(dim=0, keepdim=True)
+            prior = torch.einsum("r,rn,rnk->nk", PRIOR_SCALE * self.theta.exp(), gate, x["_prop"])
+            if _EXP == "prioronly":
+                return prior + 0 * z.sum()
             return self.out(nn.functional.dropout(z, self.dropout, self.training)) + prior
 
     return Net()
@@ -160,6 +183,7 @@ class LabelInputs:
         self.y, self.k, self.n = y, k, graph.n
         self.mats: dict[str, list] = {}
         self.props: list[tuple[sp.csr_matrix, sp.csr_matrix]] = []  # (entity x resource, resource x entity)
+        masses = []
         for name in relation_names(graph):
             rel = graph.relations[name]
             src_t = RELATIONS[name]
@@ -170,9 +194,14 @@ class LabelInputs:
             m = sp.csr_matrix((w, (rel.src, rel.dst)), shape=(n_src, graph.n))
             self.mats.setdefault(src_t, []).append(m)
             share = w
-            tot = np.bincount(rel.dst, weights=share, minlength=graph.n)
+            tot = np.bincount(rel.dst, weights=share, minlength=graph.n) + SHRINK
             r = sp.csr_matrix((share / np.maximum(tot[rel.dst], 1e-12), (rel.dst, rel.src)), shape=(graph.n, n_src))
             self.props.append((m, r))
+            masses.append(tot - SHRINK)
+        # log evidence mass per relation and resource (-inf where the relation has no link): the model
+        # weighs relations against each other by it, so weeks-old deploys count less than today's calls
+        mass = np.stack(masses) if masses else np.zeros((0, graph.n))
+        self.log_mass = np.where(mass > 0, np.log(np.maximum(mass, 1e-12)), -np.inf).astype(np.float32)
 
     def __call__(self, visible: np.ndarray) -> dict:
         import torch
@@ -200,12 +229,14 @@ class LabelInputs:
         for m, r in self.props:
             agg = m @ Y
             dist = agg[:, : self.k] / np.maximum(agg[:, self.k:], 1e-12)
-            # and the "each role belongs to one team" reading: the entity votes for its majority team only
-            top = dist.max(axis=1, keepdims=True)
-            hard = (dist >= top - 1e-9) & (top > 0)
-            hard = hard / np.maximum(hard.sum(axis=1, keepdims=True), 1)
-            prop += [r @ (hard if _EXP in ("hard", "hardin") else dist), r @ hard]
+            # "Each role belongs to one team": sharpen the entity's profile so its majority team gets
+            # nearly all of its vote (a role that spends 70% of its calls on team A's resources speaks
+            # for A), while an org-wide principal with an even spread stays spread and says little.
+            sharp = dist**SHARPEN
+            sharp = sharp / np.maximum(sharp.sum(axis=1, keepdims=True), 1e-12)
+            prop.append(r @ sharp)
         out["_prop"] = torch.from_numpy(np.stack(prop).astype(np.float32))
+        out["_mass"] = torch.from_numpy(self.log_mass)
         return out
 
 
@@ -214,6 +245,7 @@ def _inputs(x: dict, labels: dict) -> dict:
 
     out = {t: torch.cat([v, labels[t]], dim=1) if t in labels else v for t, v in x.items()}
     out["_prop"] = labels["_prop"]
+    out["_mass"] = labels["_mass"]
     return out
 
 
@@ -304,7 +336,7 @@ def fit_predict(
     epochs_run: list[int] = []
     for f, (tr_pos, ho_pos) in enumerate(splits):
         tr, ho = labelled[tr_pos], labelled[ho_pos]
-        net = _build_net(list(adj), list(x), hidden, k, cfg.dropout, 2 * len(label_inputs.props))
+        net = _build_net(list(adj), list(x), hidden, k, cfg.dropout, len(label_inputs.props))
         vis_all = np.zeros(n, dtype=bool)
         vis_all[tr] = True
         with torch.no_grad():
@@ -321,7 +353,7 @@ def fit_predict(
             vis[perm[:n_in]] = True
             tgt = torch.from_numpy(perm[n_in:])
             out = net(_inputs(x, label_inputs(vis)), adj)
-            loss = torch.nn.functional.cross_entropy(out[tgt], y_t[tgt], weight=class_w)
+            loss = torch.nn.functional.cross_entropy(out[tgt], y_t[tgt], weight=class_w) + PRIOR_REG * net.prior_penalty()
             opt.zero_grad()
             loss.backward()
             opt.step()
