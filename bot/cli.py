@@ -20,8 +20,9 @@ from bot.settings import get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="costdna: find the owner of every cloud resource, from behaviour.")
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: never break a long path across lines (people grep and copy these)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 @contextmanager

@@ -130,13 +130,18 @@ def nll(logits: np.ndarray, labels: np.ndarray, T: float = 1.0) -> float:
     return float(-logp[np.arange(labels.size), labels].mean())
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, label_noise: bool = False) -> float:
     """The temperature T in [0.05, 20] minimising the NLL of softmax(logits / T) on held-out labels.
 
     Fit on labelled resources the model did NOT train on; fitting on training resources would learn
     the model's (over-)confidence on data it memorised. The search runs over log T with bounded
     Brent: the NLL is convex in 1/T, hence unimodal in log T, so a bounded scalar search finds the
     global minimum, and the log scale treats "2x too sure" and "2x too unsure" alike.
+
+    With ``label_noise`` the labels are owner tags, a few of which are simply wrong (stale or
+    copy-pasted). Each label is then modelled as right with probability 1 - eps and uniformly wrong
+    otherwise, and T is fitted jointly with eps: a wrong tag is explained by eps instead of dragging
+    T up, which would leave the model under-confident on the resources whose truth it gets right.
     """
     logits = _check_logits(logits)
     labels = np.asarray(labels).ravel()
@@ -153,6 +158,21 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     target = logits[rows, labels]
     if np.isneginf(target).any():
         raise ValueError("a label has logit -inf: no temperature can make it possible")
+
+    if label_noise and logits.shape[1] > 1:
+        from scipy.optimize import minimize
+
+        k = logits.shape[1]
+
+        def noisy(params: np.ndarray) -> float:
+            log_t, a = params
+            eps = 0.5 / (1 + math.exp(-a))  # 0 .. 0.5: at most half the tags wrong
+            p = softmax(logits / math.exp(log_t), axis=1)[rows, labels]
+            return float(-np.log((1 - eps) * p + eps * (1 - p) / (k - 1) + 1e-12).mean())
+
+        res = minimize(noisy, x0=np.array([0.0, -3.0]), method="L-BFGS-B",
+                       bounds=[(math.log(T_MIN), math.log(T_MAX)), (-12.0, 12.0)])
+        return float(math.exp(res.x[0]))
 
     def objective(log_t: float) -> float:
         logp = log_softmax(logits / math.exp(log_t), axis=1)

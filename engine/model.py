@@ -6,15 +6,19 @@ Why these choices:
   caller who deploys a shared service owns it.
 - *Weighted mean aggregation*: each relation's neighbours are averaged with weights from call counts
   (recency-weighted), passed as a sparse adjacency to SAGEConv with ``aggr="sum"``.
-- *Labels as inputs* (the "label trick"): known owners are fed in as node features, half of them
-  hidden each epoch and predicted, so two hops carry "this role's other resources belong to team A".
+- *Labels as inputs* (the "label trick"): every role, person, subnet and repo gets as input the team
+  profile of the labelled resources it touches — from half of the labels each epoch, the other half
+  being what is predicted — so a resource never sees its own label.
+- *A label-propagation residual*: the logits start from each relation's call-share-weighted vote of
+  its entities' (sharpened) team profiles, mixed across relations by a learned attention on evidence
+  mass (weeks-old deploys weigh less than today's calls). The GraphSAGE layers learn what that misses.
 - *K-fold ensemble*: every labelled resource also gets a prediction from a model that never saw its
-  label — that is what flags a tag that disagrees with behaviour, and what temperature scaling fits on.
+  label — that is what flags a tag that disagrees with behaviour, and what temperature scaling fits on
+  (jointly with the rate of wrong tags, so stale tags do not make every prediction timid).
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +27,6 @@ import numpy as np
 
 from engine.calibration import apply_temperature, fit_temperature
 from engine.graph import RELATIONS, OwnershipGraph
-
-_DEBUG = os.environ.get("COSTDNA_DEBUG_TRAIN")
-_EXP = os.environ.get("COSTDNA_EXP", "")
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _hidden_size(n_labels: int, cfg: ModelConfig) -> int:
 SHRINK = 0.0
 SHARPEN = 4.0
 PRIOR_SCALE = 5.0
-PRIOR_REG = float(os.environ.get('COSTDNA_PRIOR_REG', '0.1'))
+PRIOR_REG = 0.1  # pull toward equal relation weights; labels must earn a deviation
 
 
 def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int, log: bool = False,
@@ -129,10 +130,10 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv1 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum", root_weight=not (_EXP == "noroot" and et[2] == "resource")) for et in edge_types}, aggr="sum")
+            self.conv1 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum") for et in edge_types}, aggr="sum")
             into_res = [et for et in edge_types if et[2] == "resource"]
             self.conv2 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum") for et in into_res}, aggr="sum")
-            self.skip = nn.LazyLinear(hidden) if _EXP != "noroot" else None
+            self.skip = nn.LazyLinear(hidden)
             self.out = nn.Linear(hidden, n_classes)
             self.theta = nn.Parameter(torch.zeros(n_props))  # log-weight of each relation's propagated labels
             self.gate_a = nn.Parameter(torch.ones(n_props))  # how much evidence mass matters, per relation
@@ -146,7 +147,7 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
                 if t not in h and t in x:
                     h[t] = torch.zeros(x[t].shape[0], hidden)
             h = {k: nn.functional.dropout(v.relu(), self.dropout, self.training) for k, v in h.items()}
-            z = self.conv2(h, adj)["resource"] + (0 if _EXP == "noroot" else self.skip(x["resource"]))
+            z = self.conv2(h, adj)["resource"] + self.skip(x["resource"])
             return z.relu()
 
         def prior_penalty(self) -> torch.Tensor:
@@ -161,8 +162,6 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
                                 torch.full_like(lm, -1e9))
             gate = torch.softmax(score, dim=0) * torch.isfinite(lm).any(dim=0, keepdim=True)
             prior = torch.einsum("r,rn,rnk->nk", PRIOR_SCALE * self.theta.exp(), gate, x["_prop"])
-            if _EXP == "prioronly":
-                return prior + 0 * z.sum()
             return self.out(nn.functional.dropout(z, self.dropout, self.training)) + prior
 
     return Net()
@@ -217,9 +216,6 @@ class LabelInputs:
                 agg = m @ Y
                 support = agg[:, self.k:]
                 dist = agg[:, : self.k] / np.maximum(support, 1e-12)
-                if _EXP == "hardin":
-                    top = dist.max(axis=1, keepdims=True)
-                    dist = ((dist >= top - 1e-9) & (top > 0)).astype(np.float64)
                 blocks += [dist, np.log1p(support)]
             out[t] = torch.from_numpy(np.hstack(blocks).astype(np.float32))
         # Two hops of plain label propagation per relation, weighted by call share: the model adds a
@@ -297,13 +293,26 @@ def fit_predict(
 ) -> Prediction:
     """Train the fold ensemble on labels ``y`` (class index, -1 = unknown) and predict every resource."""
     import torch
-    from sklearn.model_selection import KFold, StratifiedKFold
 
     cfg = cfg or ModelConfig()
+    # Small graphs train faster on one thread (and do not fight other processes for the cores).
+    threads = cfg.threads or (1 if graph.n < 20_000 else None)
+    prev_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _fit_predict(graph, y, classes, cfg, progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _fit_predict(graph: OwnershipGraph, y: np.ndarray, classes: list[str], cfg: ModelConfig,
+                 progress: Callable[[float], None] | None) -> Prediction:
+    import torch
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
     warnings.filterwarnings("ignore", message="There exist node types")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     k = len(classes)
     n = graph.n
     y = np.asarray(y, dtype=np.int64)
@@ -360,7 +369,6 @@ def fit_predict(
             net.eval()
             with torch.no_grad():
                 val = torch.nn.functional.cross_entropy(net(eval_x, adj)[ho_t], y_t[ho_t]).item()
-            if _DEBUG: print(epoch, round(loss.item(), 4), round(val, 4))
             if val < best[0] * (1 - cfg.min_delta):
                 best = (val, {kk: v.clone() for kk, v in net.state_dict().items()}, epoch)
             elif epoch - best[2] >= cfg.patience and epoch >= cfg.min_epochs:
@@ -380,13 +388,10 @@ def fit_predict(
 
     logits = logits_sum / len(splits)
     logits[oof] = oof_logits[oof]  # labelled rows: the model that never saw the label speaks
-    # Fit the temperature on out-of-fold predictions, leaving out labels the ensemble is sure are
-    # wrong (stale tags): they are label noise, not miscalibration.
+    # Fit the temperature on out-of-fold predictions against the tags, allowing for the few tags that
+    # are plainly wrong (stale, copy-pasted): they are label noise, not miscalibration.
     oof_idx = np.flatnonzero(oof)
-    p0 = apply_temperature(logits[oof_idx], 1.0)
-    noisy = (p0.max(axis=1) > 0.95) & (p0.argmax(axis=1) != y[oof_idx])
-    fit_idx = oof_idx[~noisy] if (~noisy).sum() >= 10 else oof_idx
-    temperature = fit_temperature(logits[fit_idx], y[fit_idx])
+    temperature = fit_temperature(logits[oof_idx], y[oof_idx], label_noise=True)
     proba = apply_temperature(logits, temperature)
     oof_acc = float((proba[oof_idx].argmax(axis=1) == y[oof_idx]).mean())
 

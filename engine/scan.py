@@ -97,13 +97,14 @@ def scan_bundle(
     arns = sorted(bundle.resources)
     classes, y, tag_teams = owner_labels(bundle, arns, rules)
     if extra_labels:
-        classes = sorted(set(classes) | {rules.canonical(t) or t for t in extra_labels.values()})
+        pos = {a: i for i, a in enumerate(arns)}
+        # Only labels for resources in this bundle, naming a real team, count; the rest are ignored.
+        human = {arn: team for arn, t in extra_labels.items() if arn in pos and (team := rules.canonical(t))}
+        classes = sorted(set(classes) | set(human.values()))
         idx = {c: i for i, c in enumerate(classes)}
         y = np.array([idx[t] if t else -1 for t in tag_teams], dtype=np.int64)
-        pos = {a: i for i, a in enumerate(arns)}
-        for arn, team in extra_labels.items():
-            if arn in pos:
-                y[pos[arn]] = idx[rules.canonical(team) or team]
+        for arn, team in human.items():
+            y[pos[arn]] = idx[team]
 
     say("graph", 0.0)
     t0 = time.perf_counter()
@@ -111,7 +112,8 @@ def scan_bundle(
     seconds["graph"] = time.perf_counter() - t0
     prediction = None
     missing: list[str] = []
-    can_learn = graph is not None and len(classes) >= 2 and int((y >= 0).sum()) >= 4
+    has_links = graph is not None and any(len(r.src) for r in graph.relations.values())
+    can_learn = has_links and len(classes) >= 2 and int((y >= 0).sum()) >= 4
     if not arns:
         missing.append("no resources found in any source")
     elif not can_learn:
@@ -119,6 +121,9 @@ def scan_bundle(
                        "owners from; tag a few resources per team or label them with `costdna label`")
     if not bundle.activity.records:
         missing.append("CloudTrail: no activity, so owners can only be read from tags")
+    if arns and not has_links:
+        missing.append("behaviour: no CloudTrail, network, IAM or deploy links between resources and the "
+                       "people and roles that use them, so no owner can be inferred")
     if not bundle.costs.rows:
         missing.append("cost data: no CUR or FOCUS files, so spend is unknown")
     if can_learn:

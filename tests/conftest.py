@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,3 +16,78 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared test data not found at {path} (it lives beside the repository checkout)")
     return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Tiny synthetic organisations, generated once per session (bundle/ + truth.csv). Small enough that
+# a scan with ``fast_model_config`` takes a second or two.
+
+TINY_ORG = dict(seed=1, teams=4, resources_per_team=20, days=4, events_per_resource_day=8.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_org(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic org (4 teams x 20 resources, 4 days): ``tiny_org / "bundle"`` and ``tiny_org / "truth.csv"``."""
+    from engine.synth import generate
+
+    out = tmp_path_factory.mktemp("tiny_org")
+    generate(out, workers=1, **TINY_ORG)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fast_model_config():
+    """A cheap model: 3 folds, at most 60 epochs."""
+    from engine.model import ModelConfig
+
+    return ModelConfig(folds=3, max_epochs=60)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_org: Path):
+    """``tiny_org``'s bundle, loaded once (treat as read-only)."""
+    from engine.bundle import load_bundle
+
+    return load_bundle(tiny_org / "bundle", workers=1)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Train on one thread: on tiny graphs, and on a busy machine, more threads only wait on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def tiny_scan(tiny_bundle, fast_model_config):
+    """``tiny_org`` scanned once with the fast model (treat as read-only)."""
+    from engine.scan import scan_bundle
+
+    with one_torch_thread():
+        return scan_bundle(tiny_bundle, config=fast_model_config, workers=1)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Point the CLI's settings at a fresh data dir (synthetic caches land there) and one parser process."""
+    from bot.settings import get_settings
+
+    env = {"COSTDNA_DATA_DIR": str(tmp_path / "data"), "COSTDNA_WORKERS": "1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("COSTDNA_TAG_RULES", raising=False)
+    get_settings.cache_clear()
+    yield env
+    get_settings.cache_clear()

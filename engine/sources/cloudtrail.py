@@ -447,7 +447,47 @@ class _FastFile(msgspec.Struct):
     Records: list[_Fast]
 
 
+class FoldRecord(msgspec.Struct):
+    """A record as engine.activity's fused fold reads it: its fields still raw JSON, but for the time
+    and the error code. The raw bytes of the first eight, joined, key a cache of everything derived
+    from them; they are decoded (with :func:`raw_str`) only when that cache misses.
+    """
+
+    userIdentity: msgspec.Raw = msgspec.Raw()
+    eventSource: msgspec.Raw = msgspec.Raw()
+    eventName: msgspec.Raw = msgspec.Raw()
+    awsRegion: msgspec.Raw = msgspec.Raw()
+    recipientAccountId: msgspec.Raw = msgspec.Raw()
+    requestParameters: msgspec.Raw = msgspec.Raw()
+    responseElements: msgspec.Raw = msgspec.Raw()
+    resources: msgspec.Raw = msgspec.Raw()
+    eventTime: Any = None
+    errorCode: Any = None
+
+
+def raw_str(raw: Any) -> str | None:
+    """A raw JSON field as the generic path sees it: the string, or None when missing, empty or not a string."""
+    v = orjson.loads(bytes(raw)) if len(raw) else None
+    return v if type(v) is str and v else None
+
+
+class _FoldFile(msgspec.Struct):
+    Records: list[FoldRecord]
+
+
 _FILE_DECODER = msgspec.json.Decoder(_FastFile)
+_FOLD_DECODER = msgspec.json.Decoder(_FoldFile)
+
+
+def fold_records_of(body: bytes) -> list[FoldRecord] | None:
+    """The records of a stripped ``{"Records": [...]}`` body whose records are all JSON objects, or
+    None when the body is anything else (the generic path, through :func:`parse_payload`, decides)."""
+    if body[:1] != b"{" or b'"Records"' not in body[:64]:
+        return None
+    try:
+        return _FOLD_DECODER.decode(body).Records
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
 _LINE_DECODER = msgspec.json.Decoder(_Fast)
 _NULLS = (b"", b"null", b"{}", b"[]")
 
@@ -460,7 +500,11 @@ _BOOLS = {"true": True, "false": False}
 _CACHE_MAX = 100_000
 
 
-def _principal_cached(ui_raw: bytes, source: str, recipient: str | None) -> tuple:
+def principal_lookup(ui_raw: bytes, source: str, recipient: str | None) -> tuple[tuple, bool]:
+    """((principal, type, role, session, person, account), cacheable) of a raw ``userIdentity``.
+
+    ``cacheable`` says the answer depends on ``ui_raw`` alone, not on the record's source or recipient.
+    """
     p = _PRINCIPALS.get(ui_raw)
     if p is None:
         ui = orjson.loads(ui_raw) if ui_raw else None
@@ -469,37 +513,38 @@ def _principal_cached(ui_raw: bytes, source: str, recipient: str | None) -> tupl
         # (an AWSService with no invokedBy, a Root with no account) are recomputed every time.
         p = (*principal_of(ui, "", None), account)
         if p[0] == "unknown" or p[0] == "root:":
-            return (*principal_of(ui, source, recipient), account)
+            return (*principal_of(ui, source, recipient), account), False
         if len(_PRINCIPALS) >= _CACHE_MAX:
             _PRINCIPALS.clear()
         _PRINCIPALS[ui_raw] = p
-    return p
+    return p, True
+
+
+def _principal_cached(ui_raw: bytes, source: str, recipient: str | None) -> tuple:
+    return principal_lookup(ui_raw, source, recipient)[0]
 
 
 def _time_cached(value: Any) -> float | None:
+    if type(value) is not str:  # a number, list or object: no time (and lists cannot be dict keys)
+        return None
     t = _TIMES.get(value)
     if t is None:
         t = parse_time(value)
-        if type(value) is str:
-            if len(_TIMES) >= _CACHE_MAX:
-                _TIMES.clear()
-            _TIMES[value] = t
+        if len(_TIMES) >= _CACHE_MAX:
+            _TIMES.clear()
+        _TIMES[value] = t
     return t
 
 
-def _fast_event(f: _Fast, default_region: str | None) -> Event:
-    name = f.eventName
-    if not name:
-        raise ValueError("record has no eventName")
-    source = f.eventSource or ""
-    recipient = f.recipientAccountId or None
-    principal, ptype, role, session, person, account = _principal_cached(bytes(f.userIdentity), source, recipient)
-    region = f.awsRegion or default_region
-    acct = recipient or account or ""
-    req, resp, res = bytes(f.requestParameters), bytes(f.responseElements), bytes(f.resources)
-    rkey = (source, name, region, acct, req, resp, res)
+def resources_cached(rkey: tuple) -> tuple[str, ...]:
+    """ARNs of a record from ``(source, name, region, account, request, response, resources)``.
+
+    The last three are the raw JSON bytes of ``requestParameters``, ``responseElements`` and
+    ``resources``; ``account`` is the recipient account, else the caller's, else "".
+    """
     resources = _RESOURCES.get(rkey)
     if resources is None:
+        source, name, region, acct, req, resp, res = rkey
         rec: dict[str, Any] = {}
         if req not in _NULLS:
             rec["requestParameters"] = orjson.loads(req)
@@ -511,6 +556,20 @@ def _fast_event(f: _Fast, default_region: str | None) -> Event:
         if len(_RESOURCES) >= _CACHE_MAX:
             _RESOURCES.clear()
         _RESOURCES[rkey] = resources
+    return resources
+
+
+def _fast_event(f: _Fast, default_region: str | None) -> Event:
+    name = f.eventName
+    if not name:
+        raise ValueError("record has no eventName")
+    source = f.eventSource or ""
+    recipient = f.recipientAccountId or None
+    principal, ptype, role, session, person, account = _principal_cached(bytes(f.userIdentity), source, recipient)
+    region = f.awsRegion or default_region
+    acct = recipient or account or ""
+    resources = resources_cached(
+        (source, name, region, acct, bytes(f.requestParameters), bytes(f.responseElements), bytes(f.resources)))
     ro = f.readOnly
     if ro is not True and ro is not False:
         ro = _BOOLS.get(ro.lower()) if type(ro) is str else None
