@@ -145,20 +145,20 @@ def benchmark(
     synthetic: Annotated[bool, typer.Option("--synthetic", help="benchmark on generated orgs")] = True,
     seeds: Annotated[int, typer.Option(help="number of seeds (0..N-1)")] = 5,
     kfold: Annotated[int, typer.Option(help="also score tagged resources by K-fold label hiding")] = 0,
-    teams: Annotated[int, typer.Option()] = 6,
-    resources_per_team: Annotated[int, typer.Option()] = 40,
-    days: Annotated[int, typer.Option()] = 14,
-    events_per_day: Annotated[float, typer.Option()] = 20.0,
+    teams: Annotated[int, typer.Option(help="teams per org")] = 8,
+    resources_per_team: Annotated[int, typer.Option(help="resources per team")] = 80,
+    days: Annotated[int, typer.Option(help="days of history")] = 14,
+    events_per_day: Annotated[float, typer.Option(help="CloudTrail events per resource per day")] = 20.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Accuracy ± std per hard-case kind, GNN vs every baseline, on labels hidden from training."""
-    from engine.evaluate import benchmark_synthetic
+    from engine.evaluate import benchmark_orgs
 
     if not synthetic:
         _fail("only --synthetic is supported here; use benchmarks/external.py for the external data set")
     roots = [synthetic_bundle(s, teams, resources_per_team, days, events_per_day, quiet=as_json) for s in range(seeds)]
     with stage_progress(not as_json) as cb:
-        report = benchmark_synthetic(roots, kfold=kfold, rules=_rules(), progress=cb)
+        report = benchmark_orgs(roots, kfold=kfold, rules=_rules(), progress=cb)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
     else:
@@ -212,7 +212,7 @@ def demo(
     seeds: Annotated[int, typer.Option(help="seeds for the closing benchmark")] = 2,
 ) -> None:
     """Generate an org, scan it, print the summary and a short benchmark."""
-    from engine.evaluate import benchmark_synthetic
+    from engine.evaluate import benchmark_orgs
     from engine.scan import scan_bundle, write_predictions
 
     t0 = time.perf_counter()
@@ -228,7 +228,7 @@ def demo(
     out.rule("[bold]benchmark[/]: accuracy on resources whose owner was hidden from training")
     roots = [synthetic_bundle(s) for s in range(seeds)]
     with stage_progress() as cb:
-        report = benchmark_synthetic(roots, rules=_rules(), progress=cb)
+        report = benchmark_orgs(roots, rules=_rules(), progress=cb)
     terminal.print_benchmark(out, report)
     out.print(f"[dim]demo finished in {time.perf_counter() - t0:.0f}s[/]")
 

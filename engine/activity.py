@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, repeat
-from operator import attrgetter, is_, is_not, itemgetter
+from operator import add, attrgetter, floordiv, is_, is_not, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -223,148 +223,182 @@ class Activity:
         return set(self.event_names)
 
 
-_RAW_MAX = 50_000  # raw keys (about 1 KB each) cached per fold before the cache starts over
-_LOCAL_MAX = 100_000  # entries of the other caches of one fold before they start over
+_LOCAL_MAX = 100_000  # entries per cache of one fold before it starts over (checked between batches)
+_RAW_MAX = 100_000  # the same for raw keys, about 1 KB each
 _PENDING_MAX = 2_000_000  # records held in groups before they are spread over the Activity
 _BATCH = 16_384  # records handled at once (the per-record lists below live that long)
-# The raw fields of a record that decide its group; joined by a byte that valid JSON never holds.
+# The raw fields of a record that, with userIdentity, decide its group; joined by a byte that
+# valid JSON never holds.
 _RAW_KEY = attrgetter("userIdentity", "eventSource", "eventName", "awsRegion", "recipientAccountId",
                       "requestParameters", "responseElements", "resources")
 _REST_KEY = attrgetter("eventSource", "eventName", "awsRegion", "recipientAccountId", "requestParameters",
                        "responseElements", "resources")
 _SEP = b"\0"
-_TIME, _ERROR, _TIMES = attrgetter("eventTime"), attrgetter("errorCode"), attrgetter("times")
-_FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
-_NO_TIME = (None, None)
+_UI, _TIME, _ERROR = attrgetter("userIdentity"), attrgetter("eventTime"), attrgetter("errorCode")
+_SPREAD, _TIMES, _CREATES = attrgetter("spread"), attrgetter("times"), attrgetter("creates")
+_TO_MINUTE, _FROM_MINUTE = itemgetter(slice(0, 17)), itemgetter(slice(17, None))  # "2026-11-01T00:00:" "05Z"
+_SECONDS = {f"{i:02d}Z": i for i in range(60)}
+_MISS = object()
+
+
+class _Rest:
+    """A record's raw fields but userIdentity, decoded: what Event building reads from them."""
+
+    __slots__ = ("name", "source", "region", "recipient", "key", "spread", "by_account")
+
+    def __init__(self, name: str, source: str, region: str | None, recipient: str | None, key: tuple):
+        self.name, self.source, self.region, self.recipient = name, source, region, recipient
+        self.key = key  # (source, name, region, request, response, resources) for resources_cached, less the account
+        self.spread: _Spread | None = None  # when the account is the recipient: one for every principal
+        self.by_account: dict[str, _Spread] = {}
+
+
+class _Spread:
+    """The resources a record names and its relation to them; ``seen`` once the event names and
+    regions of its first record are in the Activity."""
+
+    __slots__ = ("resources", "rel", "rid", "name", "region", "seen")
+
+    def __init__(self, resources: tuple[str, ...], rel: str, rid: int, name: str, region: str | None):
+        self.resources, self.rel, self.rid, self.name, self.region = resources, rel, rid, name, region
+        self.seen = False
 
 
 class _Group:
     """Records by one principal on one set of resources under one relation, with or without error."""
 
-    __slots__ = ("times", "info")
+    __slots__ = ("times", "info", "err", "creates", "stats")
 
-    def __init__(self, info: tuple | None):
-        self.times: list[tuple[float | None, int | None]] = []  # (epoch s, epoch hour) per record
-        self.info = info  # (actors, resources, relation, error); None for the fold's sinks
+    def __init__(self, info: tuple | None, creates: bool = False):
+        self.times: list[float | None] = []  # epoch seconds per record
+        self.info = info  # (actors, resources, relation, error, principal entry); None: no resources
+        self.err: _Group = self  # the same records with an error code
+        self.creates = creates  # records bring their resources into being
+        self.stats: list[PairStats] | None = None  # the pairs it adds to, once it has
 
 
 class _Fold:
     """Folds CloudTrail records into an Activity without building an Event per record.
 
-    Gives the Activity that ``Activity.add`` gives for the same records' Events, in well under half
-    the time. Records repeat their userIdentity, source, name, region, account and resource-naming
-    parameters byte for byte, so the raw JSON of those, joined, is one cache key whose value is the
-    record's group (principal, resources and relation, error or not). Records are handled a batch
-    at a time with C-level passes (``map`` over getters): keys, cache lookups, times, appends to
-    the groups. Python code runs per record only where a cache misses, a record has an error code
-    or creates its resource. :meth:`flush` spreads each group over ``pairs``, ``hours``,
-    ``weekdays`` and ``days`` at once.
+    Gives the Activity that ``Activity.add`` gives for the same records' Events, in half the time
+    or less. Records repeat their userIdentity byte for byte, and their source, name, region,
+    account and resource-naming parameters too, so the raw JSON of each is a cache key: one lookup
+    finds the principal, one the resources and relation, one the group of records with both. A
+    batch of records goes through C-level passes (``map`` over getters and ``dict.get``) that find
+    those and append each record's time to its group; Python code runs per new cache entry, per
+    record with an error code and per record creating its resources. :meth:`flush` spreads the
+    groups over ``pairs``, ``hours``, ``weekdays`` and ``days``, a group at a time. Anything out
+    of the ordinary (a time or field that cannot be read, an identity whose principal depends on
+    the record) sends the batch record by record through :meth:`_batch_slow`.
 
-    The "first one wins" updates (event names, regions, actor kinds and accounts, creators) are
-    made at the record that first needs them, in record order, so they come out as with ``add``;
-    so does the order of ``pairs``, groups being spread in first-touch order. Sums of times are
-    exact while times are whole seconds (CloudTrail's format), as with ``merge``.
+    "First one wins" updates (event names, regions, actor kinds and accounts, creators) are made
+    at the record that first needs them, in record order, so they come out as with ``add``; so
+    does the order of ``pairs``, groups being spread in the order they were first met. Sums of
+    times are exact while times are whole seconds (CloudTrail's format), as with ``merge``.
     """
 
-    def __init__(self, act: Activity):
+    def __init__(self, act: Activity, default_region: str | None = None):
         self.act = act
-        self.by_raw: dict[bytes, tuple] = {}  # raw key -> (group, error group, creates, first-seen info)
-        self.by_ui: dict[bytes, tuple] = {}  # raw userIdentity -> principal entry (when it depends on nothing else)
+        self.default_region = default_region
+        self.by_raw: dict[bytes, _Group] = {}  # raw userIdentity and the raw key of by_rest -> group
+        self.by_ui: dict[bytes, tuple] = {}  # raw userIdentity -> principal entry, where it depends on nothing else
         self.principals: dict[tuple, tuple] = {}  # principal tuple -> (pid, actors, type, account, key, person)
-        self.by_rest: dict[bytes, tuple] = {}  # raw key less userIdentity -> (name, source, region, recipient, {})
-        self.rsets: dict[tuple, int] = {}  # (resources, relation) -> rid
-        self.groups: dict[tuple, tuple[_Group, _Group]] = {}  # (pid, rid) -> (group, error group)
-        self.times: dict[str, tuple[float | None, int | None]] = {}  # eventTime -> (epoch s, epoch hour)
-        self.minutes: dict[str, tuple[float, int]] = {}  # "YYYY-MM-DDTHH:MM" -> (epoch s, epoch hour)
-        self.active: dict[_Group, None] = {}  # groups holding records not yet spread, in first-touch order
+        self.by_rest: dict[bytes, _Rest] = {}  # raw key less userIdentity -> decoded
+        self.rids: dict[tuple, int] = {}  # (resources, relation) -> rid
+        self.groups: dict[tuple[int, int], _Group] = {}  # (pid, rid) -> group
+        self.all_groups: list[_Group] = []  # with their error twins, in the order first met
+        self.times: dict[str, float | None] = {}  # eventTime -> epoch seconds
+        self.minutes: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM:" -> epoch seconds
         self.pending = 0
-        # Records without resources, and records that could not be read, go to sinks that are only counted.
-        self.no_resources = _Group(None)
-        self.bad = _Group(None)
-        self.no_resources_entry = (self.no_resources, self.no_resources, False, None)
-        self.bad_entry = (self.bad, self.bad, False, None)
+        self.untimed = False  # some record waiting in a group has no time
+        self.no_resources = _Group(None)  # records without resources: only counted
 
-    # -- resolving a raw key (cache misses only) ----------------------------------------------
+    # -- caches (misses only) -------------------------------------------------------------------
 
-    def _principal(self, ui: bytes, source: str, recipient: str | None) -> tuple:
-        from engine.sources.cloudtrail import principal_lookup
-
-        p, cacheable = principal_lookup(ui, source, recipient)
+    def _entry(self, p: tuple) -> tuple:
         e = self.principals.get(p)
         if e is None:
             principal, ptype, _role, _session, person, account = p
             actors = (principal, f"person:{person}") if person and principal != f"person:{person}" else (principal,)
             e = self.principals[p] = (len(self.principals), actors, ptype, account, principal, person)
-        if cacheable:
-            if len(self.by_ui) >= _LOCAL_MAX:
-                self.by_ui.clear()
-            self.by_ui[ui] = e
         return e
 
-    def _rest(self, f: Any, default_region: str | None) -> tuple:
-        """(name, source, region, recipient, {account: resources entry}) of the raw fields but userIdentity."""
+    def _principal(self, ui: bytes, rest: _Rest) -> tuple:
+        """The principal entry of a raw userIdentity (cached when it depends on nothing else)."""
+        from engine.sources.cloudtrail import principal_lookup
+
+        e = self.by_ui.get(ui)
+        if e is None:
+            p, cacheable = principal_lookup(ui, rest.source, rest.recipient)
+            e = self._entry(p)
+            if cacheable:
+                self.by_ui[ui] = e
+        return e
+
+    def _rest(self, key: bytes, f: Any) -> _Rest:
+        """Raises as Event building does for a record without eventName."""
         from engine.sources.cloudtrail import raw_str
 
-        key = _SEP.join(_REST_KEY(f))
         rest = self.by_rest.get(key)
         if rest is None:
             name = raw_str(f.eventName)
             if name is None:
                 raise ValueError("record has no eventName")
-            rest = (name, raw_str(f.eventSource) or "", raw_str(f.awsRegion) or default_region,
-                    raw_str(f.recipientAccountId), {})
-            if len(self.by_rest) >= _LOCAL_MAX:
-                self.by_rest.clear()
+            source = raw_str(f.eventSource) or ""
+            region = raw_str(f.awsRegion) or self.default_region
+            recipient = raw_str(f.recipientAccountId)
+            rest = _Rest(name, source, region, recipient, (source, name, region, bytes(f.requestParameters),
+                                                           bytes(f.responseElements), bytes(f.resources)))
+            if recipient:  # the account ARNs are built in does not depend on the caller
+                rest.spread = self._spread_of(rest, recipient)
             self.by_rest[key] = rest
         return rest
 
-    def _resolve(self, f: Any, default_region: str | None) -> tuple:
-        """(group, error group, creates, first-seen info) of a record; changes nothing in the Activity.
-
-        Raises what building the record's Event would raise, in the same order.
-        """
+    def _spread_of(self, rest: _Rest, acct: str) -> _Spread:
         from engine.sources.cloudtrail import resources_cached
 
-        name, source, region, recipient, by_account = self._rest(f, default_region)
-        ui = bytes(f.userIdentity)
-        pe = self.by_ui.get(ui)
-        if pe is None:
-            pe = self._principal(ui, source, recipient)
-        acct = recipient or pe[3] or ""
-        re = by_account.get(acct)
-        if re is None:
-            resources = resources_cached((source, name, region, acct, bytes(f.requestParameters),
-                                          bytes(f.responseElements), bytes(f.resources)))
+        sp = rest.by_account.get(acct)
+        if sp is None:
+            source, name, region, req, resp, res = rest.key
+            resources = resources_cached((source, name, region, acct, req, resp, res))
             rel = relation_of(name)
-            rid = self.rsets.get((resources, rel))
-            if rid is None:
-                rid = self.rsets[(resources, rel)] = len(self.rsets)
-            re = by_account[acct] = (resources, rel, rid)
-        resources, rel, rid = re
-        if not resources:
-            return self.no_resources_entry
-        gs = self.groups.get((pe[0], rid))
-        if gs is None:
-            gs = self.groups[(pe[0], rid)] = (_Group((pe[1], resources, rel, False)),
-                                              _Group((pe[1], resources, rel, True)))
-        return (gs[0], gs[1], rel == CREATE, (pe, resources, name, region))
+            if resources:
+                rid = self.rids.get((resources, rel))
+                if rid is None:
+                    rid = self.rids[(resources, rel)] = len(self.rids)
+            else:
+                rid = -1
+            sp = rest.by_account[acct] = _Spread(resources, rel, rid, name, rest.region)
+        return sp
 
-    def _first_seen(self, key: bytes, g: tuple) -> None:
-        """What ``add`` does at the first record of a raw key (and harmlessly again at later ones)."""
-        if len(self.by_raw) >= _RAW_MAX:
-            self.by_raw.clear()
-        self.by_raw[key] = g
-        if g[3] is None:
-            return
+    def _group(self, pe: tuple, sp: _Spread) -> _Group:
+        """The group of a principal and a spread; a new one registers its actors, as ``add`` does
+        at their first record with resources."""
+        key = (pe[0], sp.rid)
+        g = self.groups.get(key)
+        if g is None:
+            if sp.rid < 0:
+                g = self.groups[key] = self.no_resources
+                return g
+            info = (pe[1], sp.resources, sp.rel, False, pe)
+            g = self.groups[key] = _Group(info, sp.rel == CREATE)
+            g.err = _Group((*info[:3], True, pe))
+            self.all_groups += (g, g.err)
+            act = self.act
+            _pid, actors, ptype, account, _principal, _person = pe
+            for actor in actors:
+                if actor not in act.actor_kinds:
+                    act.actor_kinds[actor] = "person" if actor.startswith("person:") else ptype
+                    if account:
+                        act.actor_accounts[actor] = account
+        return g
+
+    def _seen(self, sp: _Spread) -> None:
+        """What ``add`` does for the event names and regions of a spread's first record."""
+        sp.seen = True
         act = self.act
-        pe, resources, name, region = g[3]
-        _pid, actors, ptype, account, _principal, _person = pe
-        for actor in actors:
-            if actor not in act.actor_kinds:
-                act.actor_kinds[actor] = "person" if actor.startswith("person:") else ptype
-                if account:
-                    act.actor_accounts[actor] = account
-        for arn in resources:
+        name, region = sp.name, sp.region
+        for arn in sp.resources:
             names = act.event_names.get(arn)
             if names is None:
                 names = act.event_names[arn] = set()
@@ -372,191 +406,254 @@ class _Fold:
             if region and arn not in act.regions:
                 act.regions[arn] = region
 
-    def _time(self, v: Any) -> tuple[float | None, int | None]:
-        """(parse_time(v), its epoch hour), cached by the eventTime string."""
+    def _time(self, v: Any) -> float | None:
+        """parse_time(v), cached. Raises as parse_time does."""
         if type(v) is not str:
-            return _NO_TIME
-        te = None
-        minute = v[:16]
-        mb = self.minutes.get(minute)
-        if mb is not None and len(v) == 20 and v[19] == "Z" and v[16] == ":":
-            s = v[17:19]
-            if s.isascii() and s.isdigit():  # CloudTrail's own form: the minute's epoch plus the seconds
-                sec = int(s)
-                t = mb[0] + sec
-                te = (t, mb[1] if sec < 60 else int(t // 3600))
-        if te is None:
-            te = self._parse_time(v, minute)
-        if len(self.times) >= _LOCAL_MAX:
-            self.times.clear()
-        self.times[v] = te
-        return te
+            return None
+        t = self.times.get(v, _MISS)
+        if t is _MISS:
+            from engine.sources.cloudtrail import parse_time
 
-    def _parse_time(self, v: str, minute: str) -> tuple[float | None, int | None]:
-        from engine.sources.cloudtrail import parse_time
+            t = self.times[v] = parse_time(v)
+        return t
 
-        t = parse_time(v)
-        if t is None:
-            return _NO_TIME
-        s = v[17:19]
-        if len(v) == 20 and v[19] == "Z" and v[16] == ":" and s.isascii() and s.isdigit():
-            base = t - int(s)
-            if len(self.minutes) >= _LOCAL_MAX:
-                self.minutes.clear()
-            self.minutes[minute] = (base, int(base // 3600))
-        return (t, int(t // 3600))
+    def _minute(self, v: Any) -> None:
+        """Learn the minute of ``v`` when it is in CloudTrail's own form, where parse_time gives
+        the minute's epoch plus the seconds. Raises as parse_time does."""
+        t = self._time(v)
+        s = v[17:19] if type(v) is str else ""
+        if t is not None and len(v) == 20 and v[19] == "Z" and v[16] == ":" and s.isascii() and s.isdigit():
+            self.minutes[v[:17]] = t - int(s)
+
+    def _times_of(self, tvs: list) -> list | None:
+        """parse_time of each eventTime; None when one cannot be read.
+
+        CloudTrail's "YYYY-MM-DDTHH:MM:SSZ" is the minute's epoch, cached by "YYYY-MM-DDTHH:MM:",
+        plus the seconds "SSZ"; other forms go through :meth:`_time`.
+        """
+        n = len(tvs)
+        nones = repeat(None)
+        minutes = self.minutes
+        try:
+            prefixes = list(map(_TO_MINUTE, tvs))
+            bases = list(map(minutes.get, prefixes))
+            secs = list(map(_SECONDS.get, map(_FROM_MINUTE, tvs)))
+        except Exception:  # not all strings: value by value
+            try:
+                return list(map(self._time, tvs))
+            except Exception:
+                return None  # the record-by-record path reports it
+        try:
+            if None in bases:  # one record per minute not met yet teaches the minute
+                for v in dict(zip(compress(prefixes, map(is_, bases, nones)), compress(tvs, map(is_, bases, nones)),
+                                  strict=True)).values():
+                    self._minute(v)
+                bases = list(map(minutes.get, prefixes))
+            odd = None
+            if None in bases or None in secs:  # not CloudTrail's own form
+                odd = sorted({*compress(range(n), map(is_, bases, nones)), *compress(range(n), map(is_, secs, nones))})
+                odd_ts = list(map(self._time, map(tvs.__getitem__, odd)))
+                for i in odd:
+                    bases[i] = 0.0
+                    secs[i] = 0
+        except Exception:
+            return None
+        ts = list(map(add, bases, secs))
+        if odd:
+            for i, t in zip(odd, odd_ts, strict=True):
+                ts[i] = t
+        return ts
 
     # -- folding ------------------------------------------------------------------------------
 
-    def records(self, recs: list, path: str, issues: list[BundleIssue], default_region: str | None,
-                first: int = 1) -> None:
+    def records(self, recs: list, path: str, issues: list[BundleIssue], first: int = 1) -> None:
         """Fold one file's records (``engine.sources.cloudtrail.FoldRecord``); bad ones become issues.
 
         ``first`` is the number of ``recs[0]`` in its file, for the issues.
         """
         for i in range(0, len(recs), _BATCH):
-            self._batch(recs[i:i + _BATCH] if len(recs) > _BATCH else recs, path, issues, default_region, first + i)
+            batch = recs[i:i + _BATCH] if len(recs) > _BATCH else recs
+            for cache in (self.by_raw, self.by_ui, self.by_rest, self.times, self.minutes):
+                if len(cache) >= (_RAW_MAX if cache is self.by_raw else _LOCAL_MAX):
+                    cache.clear()
+            if not self._batch(batch):
+                self._batch_slow(batch, path, issues, first + i)
         if self.pending >= _PENDING_MAX:
             self.flush()
 
-    def _batch(self, recs: list, path: str, issues: list[BundleIssue], default_region: str | None,
-               first: int) -> None:
+    def _batch(self, recs: list) -> bool:
+        """Fold a batch in C-level passes. False, with nothing folded, when some record needs the
+        record-by-record path."""
         n = len(recs)
-        by_raw, times = self.by_raw, self.times
-        keys = list(map(_SEP.join, map(_RAW_KEY, recs)))
-        gs = list(map(by_raw.get, keys))
-        tvs = list(map(_TIME, recs))
-        try:
-            tes = list(map(times.get, tvs))
-        except TypeError:  # an eventTime that is a list or an object: no time, as parse_time says
-            tes = [times.get(v) if type(v) is str else _NO_TIME for v in tvs]
-        # Misses, in record order: whatever can fail is done before the record changes anything.
-        if None in gs or None in tes:
-            nones = repeat(None)
-            misses = sorted({*compress(range(n), map(is_, gs, nones)), *compress(range(n), map(is_, tes, nones))})
-            for i in misses:
-                f = recs[i]
-                g = gs[i]
-                try:
-                    new = False
+        nones = repeat(None)
+        ts = self._times_of(list(map(_TIME, recs)))
+        if ts is None:
+            return False
+        by_raw = self.by_raw
+        grps = list(map(by_raw.get, map(_SEP.join, map(_RAW_KEY, recs))))
+        if None in grps:  # records whose raw key is new (to the cache)
+            idx = list(compress(range(n), map(is_, grps, nones)))
+            mrecs = list(map(recs.__getitem__, idx))
+            m = len(mrecs)
+            rkeys = list(map(_SEP.join, map(_REST_KEY, mrecs)))
+            rests = list(map(self.by_rest.get, rkeys))
+            uis = list(map(bytes, map(_UI, mrecs)))
+            pes = list(map(self.by_ui.get, uis))
+            try:  # resolving changes nothing in the Activity
+                if None in rests:
+                    for j in compress(range(m), map(is_, rests, nones)):
+                        rests[j] = self._rest(rkeys[j], mrecs[j])
+                if None in pes:
+                    for j in compress(range(m), map(is_, pes, nones)):
+                        pes[j] = self._principal(uis[j], rests[j])
+                sps = list(map(_SPREAD, rests))
+                if None in sps:  # no recipient account: the caller's account decides
+                    for j in compress(range(m), map(is_, sps, nones)):
+                        sps[j] = self._spread_of(rests[j], pes[j][3] or "")
+            except Exception:
+                return False
+            # Nothing has changed yet, and from here on nothing fails: each new raw key at its
+            # first record, in record order.
+            groups = self.groups
+            for i, key, pe, sp in zip(idx, map(_SEP.join, map(_RAW_KEY, mrecs)), pes, sps, strict=True):
+                g = by_raw.get(key)
+                if g is None:
+                    if not sp.seen:
+                        self._seen(sp)
+                    g = groups.get((pe[0], sp.rid))
                     if g is None:
-                        g = by_raw.get(keys[i])  # an earlier record of this batch may have brought it
-                        if g is None:
-                            g = self._resolve(f, default_region)
-                            new = True
-                    te = tes[i]
-                    if te is None:
-                        v = tvs[i]
-                        te = times.get(v) if type(v) is str else None
-                        if te is None:
-                            te = self._time(v)
-                except Exception as e:  # one bad record never stops the file
-                    issues.append(BundleIssue(path, f"record {first + i}", str(e) or type(e).__name__))
-                    gs[i] = self.bad_entry
-                    tes[i] = _NO_TIME
-                    continue
-                if new:
-                    self._first_seen(keys[i], g)
-                gs[i] = g
-                tes[i] = te
-        grps = list(map(_FIRST, gs))
+                        g = self._group(pe, sp)
+                    by_raw[key] = g
+                grps[i] = g
+        self._add(recs, grps, ts)
+        return True
+
+    def _batch_slow(self, recs: list, path: str, issues: list[BundleIssue], first: int) -> None:
+        """Record by record, for batches with records :meth:`_batch` does not take."""
+        by_raw = self.by_raw
+        ok_recs, ok_grps, ok_ts = [], [], []
+        for i, f in enumerate(recs):
+            key = _SEP.join(_RAW_KEY(f))
+            g = by_raw.get(key)
+            try:  # everything that can fail comes before the first change to the Activity, in the
+                # order Event building meets it
+                if g is None:
+                    rest = self._rest(_SEP.join(_REST_KEY(f)), f)
+                    pe = self._principal(bytes(f.userIdentity), rest)
+                    sp = rest.spread or self._spread_of(rest, rest.recipient or pe[3] or "")
+                t = self._time(f.eventTime)
+            except Exception as e:  # one bad record never stops the file
+                issues.append(BundleIssue(path, f"record {first + i}", str(e) or type(e).__name__))
+                continue
+            if g is None:
+                if not sp.seen:
+                    self._seen(sp)
+                g = by_raw[key] = self._group(pe, sp)
+            ok_recs.append(f)
+            ok_grps.append(g)
+            ok_ts.append(t)
+        self._add(ok_recs, ok_grps, ok_ts)
+
+    def _add(self, recs: list, grps: list[_Group], ts: list) -> None:
+        """Append records, whose groups and times are known, to their groups."""
+        n = len(recs)
         errs = list(map(_ERROR, recs))
         if errs.count(None) != n:
             for i in compress(range(n), map(is_not, errs, repeat(None))):
                 e = errs[i]
                 if type(e) is str and e:
-                    grps[i] = gs[i][1]
-        creates = list(map(_THIRD, gs))
-        if True in creates:
+                    grps[i] = grps[i].err
+        creates = list(map(_CREATES, grps))
+        if True in creates:  # successful creates, in record order
+            creators = self.act.creators
             for i in compress(range(n), creates):
-                g = gs[i]
-                if grps[i] is g[0]:  # created without error
-                    self._created(g[3], tes[i][0])
-        deque(map(list.append, map(_TIMES, grps), tes), 0)
-        self.active.update(dict.fromkeys(grps))
-        bad, without = len(self.bad.times), len(self.no_resources.times)
-        self.bad.times.clear()
+                t = ts[i]
+                when = t if t is not None else float("inf")
+                info = grps[i].info
+                for arn in info[1]:
+                    prev = creators.get(arn)
+                    if prev is None or when < prev[0]:
+                        creators[arn] = (when, info[4][4], info[4][5])
+        deque(map(list.append, map(_TIMES, grps), ts), 0)
+        if not self.untimed and None in ts:
+            self.untimed = True
+        without = len(self.no_resources.times)
         self.no_resources.times.clear()
         act = self.act
-        act.records += n - bad
+        act.records += n
         act.records_without_resource += without
-        self.pending += n - bad - without
-
-    def _created(self, info: tuple, t: float | None) -> None:
-        pe, resources = info[0], info[1]
-        creators = self.act.creators
-        when = t if t is not None else float("inf")
-        for arn in resources:
-            prev = creators.get(arn)
-            if prev is None or when < prev[0]:
-                creators[arn] = (when, pe[4], pe[5])
+        self.pending += n - without
 
     def flush(self) -> None:
-        """Spread the groups' records over pairs and profiles, groups in first-touch order."""
+        """Spread the groups' records over pairs and profiles, groups in the order first met."""
         act = self.act
-        pairs, hours, weekdays, days = act.pairs, act.hours, act.weekdays, act.days
-        for grp in self.active:
-            info = grp.info
-            if info is None:  # a sink
+        pairs = act.pairs
+        lo_all, hi_all = act.first_time, act.last_time
+        untimed = self.untimed
+        by_resources: dict[tuple[str, ...], list[float]] = {}  # times per set of resources, for the profiles
+        for grp in self.all_groups:
+            ts = grp.times
+            if not ts:
                 continue
-            actors, resources, rel, err = info
-            tes = grp.times
-            k = len(tes)
-            if k == 1:
-                lo, h0 = tes[0]
-                m = 0 if lo is None else 1
-                hi = total = lo
-                by_hour: dict[int, int] = {h0: 1}
-            else:
-                ts = list(map(_FIRST, tes))
-                ehs = list(map(_SECOND, tes))
-                if None in ehs:  # records without a time count, but have no time to add
-                    ts = [t for t in ts if t is not None]
-                    ehs = [h for h in ehs if h is not None]
-                m = len(ts)
-                if m:
-                    lo, hi, total = min(ts), max(ts), sum(ts)
-                    h0 = ehs[0]
-                    by_hour = {h0: m} if ehs.count(h0) == m else Counter(ehs)
+            actors, resources, rel, err, _pe = grp.info
+            k = len(ts)
+            if untimed and None in ts:  # records without a time count, but have no time to add
+                ts = [t for t in ts if t is not None]
+            m = len(ts)
             if m:
-                if lo < act.first_time:
-                    act.first_time = lo
-                if hi > act.last_time:
-                    act.last_time = hi
-            for arn in resources:
-                for actor in actors:
-                    key = (arn, actor, rel)
-                    ps = pairs.get(key)
-                    if ps is None:
-                        ps = pairs[key] = PairStats()
-                    ps.count += k
-                    if err:
-                        ps.errors += k
-                    if m:
-                        ps.time_sum += total
-                        ps.timed += m
-                        if lo < ps.first:
-                            ps.first = lo
-                        if hi > ps.last:
-                            ps.last = hi
+                lo, hi, total = min(ts), max(ts), sum(ts)
+                if lo < lo_all:
+                    lo_all = lo
+                if hi > hi_all:
+                    hi_all = hi
+                acc = by_resources.get(resources)
+                if acc is None:
+                    by_resources[resources] = ts if ts is not grp.times else ts.copy()
+                else:
+                    acc += ts
+            grp.times.clear()
+            stats = grp.stats
+            if stats is None:
+                stats = grp.stats = []
+                for arn in resources:
+                    for actor in actors:
+                        key = (arn, actor, rel)
+                        ps = pairs.get(key)
+                        if ps is None:
+                            ps = pairs[key] = PairStats()
+                        stats.append(ps)
+            for ps in stats:
+                ps.count += k
+                if err:
+                    ps.errors += k
                 if m:
-                    h = hours.get(arn)
-                    if h is None:
-                        h = hours[arn] = [0.0] * 24
-                        weekdays[arn] = [0.0] * 7
-                        days[arn] = {}
-                    w = weekdays[arn]
-                    d = days[arn]
-                    for eh, c in by_hour.items():
-                        day = eh // 24
-                        h[eh - day * 24] += c
-                        w[(day + 3) % 7] += c  # 1970-01-01 was a Thursday
-                        d[day] = d.get(day, 0.0) + c
-            tes.clear()
-        self.active.clear()
+                    ps.time_sum += total
+                    ps.timed += m
+                    if lo < ps.first:
+                        ps.first = lo
+                    if hi > ps.last:
+                        ps.last = hi
+        act.first_time, act.last_time = lo_all, hi_all
+        hours, weekdays, days = act.hours, act.weekdays, act.days
+        for resources, ts in by_resources.items():
+            by_hour = Counter(map(floordiv, ts, repeat(3600))).items()  # epoch hour -> records
+            for arn in resources:
+                h = hours.get(arn)
+                if h is None:
+                    h = hours[arn] = [0.0] * 24
+                    weekdays[arn] = [0.0] * 7
+                    days[arn] = {}
+                w = weekdays[arn]
+                d = days[arn]
+                for eh, c in by_hour:
+                    day = int(eh // 24)
+                    h[int(eh) - day * 24] += c
+                    w[(day + 3) % 7] += c  # 1970-01-01 was a Thursday
+                    d[day] = d.get(day, 0.0) + c
         self.pending = 0
+        self.untimed = False
 
-    def file(self, path: str, issues: list[BundleIssue], default_region: str | None = None) -> None:
+    def file(self, path: str, issues: list[BundleIssue]) -> None:
         """Fold one CloudTrail file: the fused path when it fits, else its Events one by one."""
         from engine.sources.cloudtrail import fold_records_of, parse_payload
         from engine.sources.files import UnreadableFile, read_bytes
@@ -569,11 +666,11 @@ class _Fold:
         recs = fold_records_of(data.strip())
         if recs is None:
             self.flush()  # Events go straight into the Activity: what came before must be there first
-            for ev in parse_payload(data, path, issues, default_region):
+            for ev in parse_payload(data, path, issues, self.default_region):
                 self.act.add(ev)
             return
         del data
-        self.records(recs, path, issues, default_region)
+        self.records(recs, path, issues)
 
 
 def fold_files(paths: Iterable[str | Path], act: Activity | None = None,
@@ -582,8 +679,9 @@ def fold_files(paths: Iterable[str | Path], act: Activity | None = None,
 
     The same Activity as ``act.add`` over ``read_cloudtrail_file``'s Events, file by file.
     """
-    from engine.sources.files import gc_paused
+    from engine.sources.files import gc_paused, settle_heap
 
+    settle_heap()
     act = Activity() if act is None else act
     issues = [] if issues is None else issues
     fold = _Fold(act)

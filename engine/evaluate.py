@@ -247,8 +247,6 @@ def benchmark_orgs(roots: list[Path], *, kfold: int = 0, rules=None, models: tup
                            evaluated=evaluated, per_seed=results)
 
 
-benchmark_synthetic = benchmark_orgs
-
 
 @dataclass
 class CalibrationReport:

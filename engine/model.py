@@ -80,7 +80,14 @@ def _hidden_size(n_labels: int, cfg: ModelConfig) -> int:
 SHRINK = 0.0
 SHARPEN = 4.0
 PRIOR_SCALE = 5.0
-PRIOR_REG = 0.1  # pull toward equal relation weights; labels must earn a deviation
+# Where the relation weights start (log scale) and are pulled back to unless labels insist: running a
+# resource (admin calls, deploys) says most about who owns it; a broad IAM policy or a VPC shared by
+# several teams says least. Traffic (use, flows) sits in between: consumers of a shared service call it
+# far more than its owner does.
+RELATION_PRIOR = {"manage": 1.0, "deploy": 1.0, "create": 0.5, "repo": 0.5, "use": 0.0, "flow": 0.0,
+                  "subnet": -0.5, "vpc": -1.0, "policy": -1.0}
+GATE_A0 = 0.5  # how strongly a relation's weight follows its (recency-decayed) evidence mass, by default
+PRIOR_REG = 0.1  # pull toward RELATION_PRIOR; labels must earn a deviation
 
 
 def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int, log: bool = False,
@@ -122,7 +129,7 @@ def _tensors(graph: OwnershipGraph):
     return x, adj
 
 
-def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: float, n_props: int):
+def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: float, theta0: list[float]):
     import torch
     from torch import nn
     from torch_geometric.nn import HeteroConv, SAGEConv
@@ -130,29 +137,38 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv1 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum") for et in edge_types}, aggr="sum")
+            n_props = len(theta0)
+            # SAGEConv's root weight lives once per node type (``root1``/``root2``), not once per
+            # relation: nine relations into a resource would otherwise apply nine root projections.
+            self.conv1 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum", root_weight=False)
+                                     for et in edge_types}, aggr="sum")
             into_res = [et for et in edge_types if et[2] == "resource"]
-            self.conv2 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum") for et in into_res}, aggr="sum")
+            self.conv2 = HeteroConv({et: SAGEConv((-1, -1), hidden, aggr="sum", root_weight=False)
+                                     for et in into_res}, aggr="sum")
+            self.root1 = nn.ModuleDict({t: nn.LazyLinear(hidden) for t in node_types})
+            self.root2 = nn.Linear(hidden, hidden)
             self.skip = nn.LazyLinear(hidden)
             self.out = nn.Linear(hidden, n_classes)
-            self.theta = nn.Parameter(torch.zeros(n_props))  # log-weight of each relation's propagated labels
-            self.gate_a = nn.Parameter(torch.ones(n_props))  # how much evidence mass matters, per relation
+            self.register_buffer("theta0", torch.tensor(theta0, dtype=torch.float32))
+            self.theta = nn.Parameter(self.theta0.clone())  # log-weight of each relation's propagated labels
+            self.gate_a = nn.Parameter(torch.full((n_props,), GATE_A0))  # how much evidence mass matters, per relation
             self.gate_b = nn.Parameter(torch.zeros(n_props))  # and each relation's standing
             self.dropout = dropout
+            self.hidden_gate = nn.Parameter(torch.tensor(0.0))  # log-scale of the GraphSAGE logits
 
         def embed(self, x: dict, adj: dict) -> torch.Tensor:
             x = {t: v for t, v in x.items() if not t.startswith("_")}
             h = self.conv1(x, adj)
-            for t in node_types:  # entity types with no incoming relation keep a projection of their input
-                if t not in h and t in x:
-                    h[t] = torch.zeros(x[t].shape[0], hidden)
+            h = {t: (h[t] + self.root1[t](x[t])) if t in h else self.root1[t](x[t]) for t in x}
             h = {k: nn.functional.dropout(v.relu(), self.dropout, self.training) for k, v in h.items()}
-            z = self.conv2(h, adj)["resource"] + self.skip(x["resource"])
+            z = self.conv2(h, adj)["resource"] + self.root2(h["resource"]) + self.skip(x["resource"])
             return z.relu()
 
         def prior_penalty(self) -> torch.Tensor:
-            """Keep the relation weighting near "every relation counts the same" unless labels insist."""
-            return (self.theta**2).sum() + (self.gate_b**2).sum() + ((self.gate_a - 1) ** 2).sum()
+            """Keep the relation weighting near RELATION_PRIOR unless the labels insist, and make the
+            GraphSAGE logits earn their share (with few labels they overfit)."""
+            return (((self.theta - self.theta0) ** 2).sum() + (self.gate_b**2).sum()
+                    + ((self.gate_a - GATE_A0) ** 2).sum() + self.hidden_gate.exp())
 
         def forward(self, x: dict, adj: dict) -> torch.Tensor:
             z = self.embed(x, adj)
@@ -162,7 +178,7 @@ def _build_net(edge_types, node_types, hidden: int, n_classes: int, dropout: flo
                                 torch.full_like(lm, -1e9))
             gate = torch.softmax(score, dim=0) * torch.isfinite(lm).any(dim=0, keepdim=True)
             prior = torch.einsum("r,rn,rnk->nk", PRIOR_SCALE * self.theta.exp(), gate, x["_prop"])
-            return self.out(nn.functional.dropout(z, self.dropout, self.training)) + prior
+            return self.hidden_gate.exp() * self.out(nn.functional.dropout(z, self.dropout, self.training)) + prior
 
     return Net()
 
@@ -216,7 +232,7 @@ class LabelInputs:
                 agg = m @ Y
                 support = agg[:, self.k:]
                 dist = agg[:, : self.k] / np.maximum(support, 1e-12)
-                blocks += [dist, np.log1p(support)]
+                blocks += [_sharpen(dist), np.log1p(support)]
             out[t] = torch.from_numpy(np.hstack(blocks).astype(np.float32))
         # Two hops of plain label propagation per relation, weighted by call share: the model adds a
         # learned multiple of these to its logits, so "most calls come from team A's roles" is a prior
@@ -228,12 +244,16 @@ class LabelInputs:
             # "Each role belongs to one team": sharpen the entity's profile so its majority team gets
             # nearly all of its vote (a role that spends 70% of its calls on team A's resources speaks
             # for A), while an org-wide principal with an even spread stays spread and says little.
-            sharp = dist**SHARPEN
-            sharp = sharp / np.maximum(sharp.sum(axis=1, keepdims=True), 1e-12)
-            prop.append(r @ sharp)
+            prop.append(r @ _sharpen(dist))
         out["_prop"] = torch.from_numpy(np.stack(prop).astype(np.float32))
         out["_mass"] = torch.from_numpy(self.log_mass)
         return out
+
+
+def _sharpen(dist: np.ndarray) -> np.ndarray:
+    """Raise a team profile to SHARPEN and renormalise: the majority team takes nearly all of it."""
+    sharp = dist**SHARPEN
+    return sharp / np.maximum(sharp.sum(axis=1, keepdims=True), 1e-12)
 
 
 def _inputs(x: dict, labels: dict) -> dict:
@@ -345,7 +365,8 @@ def _fit_predict(graph: OwnershipGraph, y: np.ndarray, classes: list[str], cfg: 
     epochs_run: list[int] = []
     for f, (tr_pos, ho_pos) in enumerate(splits):
         tr, ho = labelled[tr_pos], labelled[ho_pos]
-        net = _build_net(list(adj), list(x), hidden, k, cfg.dropout, len(label_inputs.props))
+        theta0 = [RELATION_PRIOR.get(r, 0.0) for r in relation_names(graph)]
+        net = _build_net(list(adj), list(x), hidden, k, cfg.dropout, theta0)
         vis_all = np.zeros(n, dtype=bool)
         vis_all[tr] = True
         with torch.no_grad():
