@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections import Counter, deque
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, repeat
-from operator import add, attrgetter, floordiv, is_, is_not, itemgetter
+from operator import add, attrgetter, is_, is_not, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +308,7 @@ class _Fold:
         self.rids: dict[tuple, int] = {}  # (resources, relation) -> rid
         self.groups: dict[tuple[int, int], _Group] = {}  # (pid, rid) -> group
         self.all_groups: list[_Group] = []  # with their error twins, in the order first met
+        self.creating: set[_Group] = set()  # groups whose records create their resources (no error)
         self.times: dict[str, float | None] = {}  # eventTime -> epoch seconds
         self.minutes: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM:" -> epoch seconds
         self.pending = 0
@@ -383,6 +385,8 @@ class _Fold:
             info = (pe[1], sp.resources, sp.rel, False, pe)
             g = self.groups[key] = _Group(info, sp.rel == CREATE)
             g.err = _Group((*info[:3], True, pe))
+            if g.creates:
+                self.creating.add(g)
             self.all_groups += (g, g.err)
             act = self.act
             _pid, actors, ptype, account, _principal, _person = pe
@@ -426,6 +430,22 @@ class _Fold:
             self.minutes[v[:17]] = t - int(s)
 
     def _times_of(self, tvs: list) -> list | None:
+        """parse_time of each eventTime; None when one cannot be read."""
+        try:
+            by_value = dict.fromkeys(tvs)  # records share their seconds
+        except TypeError:  # a list or an object
+            try:
+                return list(map(self._time, tvs))
+            except Exception:
+                return None  # the record-by-record path reports it
+        values = list(by_value)
+        ts = self._distinct_times(values)
+        if ts is None:
+            return None
+        by_value.update(zip(values, ts, strict=True))
+        return list(map(by_value.__getitem__, tvs))
+
+    def _distinct_times(self, tvs: list) -> list | None:
         """parse_time of each eventTime; None when one cannot be read.
 
         CloudTrail's "YYYY-MM-DDTHH:MM:SSZ" is the minute's epoch, cached by "YYYY-MM-DDTHH:MM:",
@@ -563,8 +583,8 @@ class _Fold:
                 e = errs[i]
                 if type(e) is str and e:
                     grps[i] = grps[i].err
-        creates = list(map(_CREATES, grps))
-        if True in creates:  # successful creates, in record order
+        if not self.creating.isdisjoint(grps):  # successful creates, in record order
+            creates = list(map(_CREATES, grps))
             creators = self.act.creators
             for i in compress(range(n), creates):
                 t = ts[i]
@@ -636,7 +656,14 @@ class _Fold:
         act.first_time, act.last_time = lo_all, hi_all
         hours, weekdays, days = act.hours, act.weekdays, act.days
         for resources, ts in by_resources.items():
-            by_hour = Counter(map(floordiv, ts, repeat(3600))).items()  # epoch hour -> records
+            ts.sort()
+            by_hour = []  # (epoch hour, records), hours in order
+            i, n = 0, len(ts)
+            while i < n:
+                eh = int(ts[i] // 3600)
+                j = bisect_left(ts, (eh + 1) * 3600, i)
+                by_hour.append((eh, j - i))
+                i = j
             for arn in resources:
                 h = hours.get(arn)
                 if h is None:
@@ -646,8 +673,8 @@ class _Fold:
                 w = weekdays[arn]
                 d = days[arn]
                 for eh, c in by_hour:
-                    day = int(eh // 24)
-                    h[int(eh) - day * 24] += c
+                    day = eh // 24
+                    h[eh - day * 24] += c
                     w[(day + 3) % 7] += c  # 1970-01-01 was a Thursday
                     d[day] = d.get(day, 0.0) + c
         self.pending = 0
@@ -673,11 +700,12 @@ class _Fold:
         self.records(recs, path, issues)
 
 
-def fold_files(paths: Iterable[str | Path], act: Activity | None = None,
-               issues: list[BundleIssue] | None = None) -> tuple[Activity, list[BundleIssue]]:
+def fold_files(paths: Iterable[str | Path], act: Activity | None = None, issues: list[BundleIssue] | None = None,
+               progress: Callable[[int], None] | None = None) -> tuple[Activity, list[BundleIssue]]:
     """Fold CloudTrail files, one after the other, into ``act`` (a new Activity by default).
 
-    The same Activity as ``act.add`` over ``read_cloudtrail_file``'s Events, file by file.
+    The same Activity as ``act.add`` over ``read_cloudtrail_file``'s Events, file by file (sums of
+    times exact while times are whole seconds). ``progress`` hears how many files are done.
     """
     from engine.sources.files import gc_paused, settle_heap
 
@@ -686,8 +714,10 @@ def fold_files(paths: Iterable[str | Path], act: Activity | None = None,
     issues = [] if issues is None else issues
     fold = _Fold(act)
     with gc_paused():  # millions of small objects and no cycles: the collector would only rescan them
-        for p in paths:
+        for i, p in enumerate(paths, 1):
             fold.file(str(p), issues)
+            if progress:
+                progress(i)
         fold.flush()
     return act, issues
 
@@ -720,12 +750,7 @@ def fold_cloudtrail(
     total = sum(p.stat().st_size for p in paths)
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or total < 8_000_000:
-        for i, p in enumerate(paths):
-            part, errs = _fold_files([str(p)])
-            act.merge(part)
-            issues.extend(errs)
-            if progress:
-                progress((i + 1) / len(paths))
+        fold_files(paths, act, issues, (lambda i: progress(i / len(paths))) if progress else None)
         return act
     # Several chunks per worker so progress moves and a slow chunk does not hold everything up.
     chunks = _chunks(paths, min(len(paths), workers * 6))

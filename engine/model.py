@@ -36,11 +36,11 @@ class ModelConfig:
     lr: float = 0.02
     weight_decay: float = 5e-4
     max_epochs: int = 200
-    patience: int = 10
-    min_epochs: int = 30
+    patience: int = 8
+    min_epochs: int = 20
     min_delta: float = 0.01  # relative: validation loss must improve by 1% to count
     folds: int = 5  # 3 when there are many labels: each fold already sees thousands
-    large: int = 2000  # labels above which the cheaper settings apply
+    large: int = 500  # labels above which the cheaper settings apply
     input_label_rate: float = 0.5  # share of training labels shown as inputs each epoch
     seed: int = 0
     threads: int | None = None

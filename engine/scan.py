@@ -21,7 +21,7 @@ from engine.model import ModelConfig, Prediction, fit_predict
 from engine.tagrules import TagRules
 
 CONFIDENT = 0.70  # "attributable" means a predicted owner at or above this confidence
-NO_TEAM_ANOMALY = 0.5  # above this, a resource fits no team and gets no predicted owner
+NO_TEAM_ANOMALY = 0.4  # at or above this, a resource fits no team and gets no predicted owner
 
 PREDICTION_COLUMNS = ("resource_id", "arn", "type", "predicted_team", "confidence", "tag_team", "tag_conflict",
                       "anomaly_score", "monthly_cost_usd")

@@ -60,3 +60,191 @@ def test_failed_create_does_not_make_a_creator():
     a = Activity()
     a.add(ev("CreateFunction20150331", principal="role:intruder", err="AccessDenied"))
     assert FN not in a.creators
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused fold (engine.activity.fold_files) gives exactly what Activity.add gives over Events.
+
+import gzip  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import orjson  # noqa: E402
+import pytest  # noqa: E402
+
+import engine.activity as activity  # noqa: E402
+from engine.activity import fold_cloudtrail, fold_files  # noqa: E402
+from engine.sources.cloudtrail import cloudtrail_files, read_cloudtrail_file  # noqa: E402
+
+ACCT = "123456789012"
+
+
+def by_events(paths, default_region=None):
+    act, issues = Activity(), []
+    for p in paths:
+        for e in read_cloudtrail_file(Path(p), issues, default_region):
+            act.add(e)
+    return act, issues
+
+
+def assert_same(fused: Activity, folded: Activity) -> None:
+    for name in ("hours", "weekdays", "days", "event_names", "creators", "regions", "actor_kinds", "actor_accounts",
+                 "records", "records_without_resource", "first_time", "last_time"):
+        assert getattr(fused, name) == getattr(folded, name), name
+    # Same pairs, in the same order, with the same numbers (sums of whole seconds are exact).
+    assert list(fused.pairs) == list(folded.pairs)
+    for key, ps in folded.pairs.items():
+        mine = fused.pairs[key]
+        assert (mine.count, mine.errors, mine.first, mine.last, mine.time_sum, mine.timed) == (
+            ps.count, ps.errors, ps.first, ps.last, ps.time_sum, ps.timed), key
+    for name in ("event_names", "regions", "actor_kinds", "actor_accounts", "creators"):
+        assert list(getattr(fused, name)) == list(getattr(folded, name)), name
+
+
+def check(paths, default_region=None) -> tuple[Activity, list]:
+    folded, want = by_events(paths, default_region)
+    act, issues = Activity(), []
+    fold = activity._Fold(act, default_region)
+    for p in paths:
+        fold.file(str(p), issues)
+    fold.flush()
+    assert_same(act, folded)
+    assert issues == want
+    if default_region is None:
+        fused, issues = fold_files(paths)
+        assert_same(fused, folded)
+        assert issues == want
+    return act, issues
+
+
+@pytest.fixture
+def tiny_caches(monkeypatch):
+    """Batches of 7 records, caches of 5 entries, a flush every 50 records: every path gets taken."""
+    monkeypatch.setattr(activity, "_BATCH", 7)
+    monkeypatch.setattr(activity, "_LOCAL_MAX", 5)
+    monkeypatch.setattr(activity, "_RAW_MAX", 5)
+    monkeypatch.setattr(activity, "_PENDING_MAX", 50)
+
+
+def synthetic_files(shared_data: Path) -> list[Path]:
+    return cloudtrail_files(shared_data / "costdna-synthetic/seed0/bundle")
+
+
+def invictus_files(shared_data: Path) -> list[Path]:
+    return sorted((shared_data / "cloudtrail/invictus/CloudTrail").glob("*.json"))
+
+
+def test_fused_fold_matches_events_on_costdna_synthetic(shared_data):
+    act, issues = check(synthetic_files(shared_data))
+    assert act.records == 68955 and issues == []
+    assert len(act.pairs) > 300 and len(act.hours) == 66 and act.creators
+
+
+def test_fused_fold_matches_events_on_invictus_and_panther(shared_data):
+    act, issues = check(invictus_files(shared_data))
+    assert act.records == 2900 and issues == [] and act.records_without_resource
+    act, issues = check([shared_data / "cloudtrail/panther/panther_cloudtrail_test_events.json"])
+    assert act.records == 455 and issues == []
+    check([*invictus_files(shared_data)[:20], shared_data / "cloudtrail/panther/panther_cloudtrail_test_events.json"])
+
+
+def test_fused_fold_matches_events_with_tiny_batches_and_caches(shared_data, tiny_caches):
+    check(synthetic_files(shared_data)[:12])
+    check([*invictus_files(shared_data), shared_data / "cloudtrail/panther/panther_cloudtrail_test_events.json"])
+
+
+def test_fold_cloudtrail_in_one_process_matches_events(shared_data):
+    paths = synthetic_files(shared_data)[:40]
+    folded, want = by_events(paths)
+    issues: list = []
+    seen: list[float] = []
+    assert_same(fold_cloudtrail(paths, issues, workers=1, progress=seen.append), folded)
+    assert issues == want and seen[-1] == 1.0 and len(seen) == len(paths)
+
+
+def rec(name="Invoke", t="2024-05-01T10:00:05Z", fn="f", **extra) -> dict:
+    r = {"eventVersion": "1.08", "eventTime": t, "eventSource": "lambda.amazonaws.com", "eventName": name,
+         "awsRegion": "us-east-1", "recipientAccountId": ACCT,
+         "userIdentity": {"type": "AssumedRole", "accountId": ACCT,
+                          "arn": f"arn:aws:sts::{ACCT}:assumed-role/ci/build-1",
+                          "sessionContext": {"sessionIssuer": {"userName": "ci"}}},
+         "requestParameters": {"functionName": fn}, "responseElements": None}
+    r.update(extra)
+    return {k: v for k, v in r.items() if v is not ...}
+
+
+def write(tmp_path: Path, name: str, body: bytes, gz: bool = False) -> Path:
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(body) if gz else body)
+    return p
+
+
+def test_fused_fold_matches_events_on_odd_records(tmp_path):
+    sso = {"type": "AssumedRole", "accountId": "210987654321",
+           "arn": "arn:aws:sts::210987654321:assumed-role/AWSReservedSSO_Dev_1/ana@corp"}
+    recs = [
+        rec("CreateFunction20150331", t="2024-05-01T09:59:59Z"),
+        rec("CreateFunction20150331", t="2024-05-01T09:59:58Z", errorCode="AccessDenied"),  # no creator
+        rec("CreateFunction20150331", fn="g", t=...),  # created at no known time
+        rec(t="2024-05-01T10:00:05Z"), rec(t="2024-05-01T10:00:05Z"), rec(t="2024-05-01T10:59:59Z"),
+        rec(t="2024-05-02T00:00:00Z", errorCode=""), rec(t="2024-05-02T00:00:00Z", errorCode=5),
+        rec(t="redacted"), rec(t=None), rec(t=17), rec(t=[1, 2]), rec(t={"a": 1}),
+        rec(t="2024-05-01T10:00:00.5Z"), rec(t="2024-05-01T10:00:00.25Z"), rec(t="2024-05-01T12:00:05+02:00"),
+        rec(t="2024-05-01T10:00:60Z"), rec(t="2024-05-01T10:00:99Z"), rec(t="2024-05-01T10:00:٣٤Z"),
+        rec(t="2024-05-01T10:01:²³Z"),  # parse_time raises: one issue
+        rec(t="2020-11-05 21:21:46Z"), rec(t="2024-05-01T10:00:05"),
+        rec(eventName=None), rec(eventName=""), rec(eventName=7),
+        rec(userIdentity=sso), rec(userIdentity=sso, eventName="UpdateFunctionCode20150331v2"),
+        rec(userIdentity=None), rec(userIdentity={"type": "AWSService"}),  # service: the event source
+        rec(userIdentity={"type": "Root"}, recipientAccountId=...),  # root of no known account
+        rec(userIdentity={"type": "Root"}),
+        rec(recipientAccountId=..., fn="h"), rec(recipientAccountId=..., fn="h", userIdentity=sso),  # caller's account
+        rec(awsRegion=..., fn="i"), rec(eventSource=..., fn="j"), rec(eventSource=5, fn="j"),
+        rec("ListFunctions", requestParameters=None),
+        rec("PutObject", eventSource="s3.amazonaws.com", requestParameters={"bucketName": "b", "key": "k1"}),
+        rec("PutObject", eventSource="s3.amazonaws.com", requestParameters={"bucketName": "b", "key": "k2"},
+            awsRegion="eu-west-1"),
+        rec("PutObject", eventSource="s3.amazonaws.com", requestParameters=orjson.dumps({"bucketName": "c"}).decode()),
+        rec("RunInstances", eventSource="ec2.amazonaws.com", requestParameters={},
+            responseElements={"instancesSet": {"items": [{"instanceId": "i-0abc"}, {"instanceId": "i-0def"}]}}),
+        rec("DoThing", resources=[{"ARN": f"arn:aws:sqs:us-east-1:{ACCT}:q"}, {"arn": 5}, "x"]),
+    ]
+    body = orjson.dumps({"Records": recs})
+    _, issues = check([write(tmp_path, "a.json", body), write(tmp_path, "b.json.gz", body, gz=True)])
+    assert [i.location for i in issues] == ["record 20", "record 23", "record 24", "record 25"] * 2
+    _, issues = check([write(tmp_path, "c.json", body)], default_region="ap-south-1")
+    assert len(issues) == 4
+
+
+def test_fused_fold_matches_events_whatever_the_file(tmp_path):
+    good = orjson.dumps({"Records": [rec(), rec("UpdateFunctionCode20150331v2", fn="g")]})
+    lines = b"\n".join([orjson.dumps(rec()), b'{"eventName": "B", oops', orjson.dumps(rec(fn="k")), b"[1, 2]"])
+    paths = [
+        write(tmp_path, "good.json", good),
+        write(tmp_path, "list.json", orjson.dumps([rec(), rec(fn="l")])),  # a bare list: the generic path
+        write(tmp_path, "mixed.json", orjson.dumps({"Records": [rec(fn="m"), "not a record", {"eventSource": "x"}]})),
+        write(tmp_path, "lines.jsonl.gz", lines, gz=True),
+        write(tmp_path, "members.json.gz", gzip.compress(good) + gzip.compress(b" ") + b"\0\0"),
+        write(tmp_path, "cut.json.gz", gzip.compress(good)[:40]),
+        write(tmp_path, "empty.json", b"  \n"),
+        write(tmp_path, "shape.json", b'{"Records": {"a": 1}}'),
+        write(tmp_path, "broken.json", b'{"Records": [1'),
+        write(tmp_path, "again.json", good),
+        tmp_path / "missing.json",
+    ]
+    act, issues = check(paths)
+    assert act.records == 2 + 2 + 1 + 2 + 2 + 2
+    assert {Path(i.path).name for i in issues} == {"mixed.json", "lines.jsonl.gz", "cut.json.gz", "shape.json",
+                                                   "broken.json", "missing.json"}
+
+
+def test_fused_fold_first_seen_updates_follow_record_order(tmp_path):
+    # The same bucket from two regions: the region of its first record wins, as with add; a bad
+    # record in the batch sends it record by record and must not change that.
+    s3 = {"eventSource": "s3.amazonaws.com", "requestParameters": {"bucketName": "b"}}
+    recs = [rec("GetObject", awsRegion="eu-west-1", **s3), rec("GetObject", awsRegion="us-west-2", **s3),
+            rec("PutObject", awsRegion="us-west-2", **s3)]
+    act, _ = check([write(tmp_path, "a.json", orjson.dumps({"Records": recs}))])
+    assert act.regions["arn:aws:s3:::b"] == "eu-west-1"
+    bad = [rec("GetObject", awsRegion="us-west-2", t="2024-05-01T10:01:²³Z", **s3), *recs]
+    act, issues = check([write(tmp_path, "b.json", orjson.dumps({"Records": bad}))])
+    assert act.regions["arn:aws:s3:::b"] == "eu-west-1" and [i.location for i in issues] == ["record 1"]

@@ -436,3 +436,23 @@ def test_unreadable_file_is_one_issue(tmp_path):
     issues: list[BundleIssue] = []
     assert read_cloudtrail_file(tmp_path / "nope.json", issues) == []
     assert len(issues) == 1 and "cannot read file" in issues[0].message
+
+
+def test_event_time_that_is_a_list_or_object_is_no_time(tmp_path):
+    recs = [rec("A", eventTime=[1]), rec("B", eventTime={"a": 1}), rec("C")]
+    issues: list[BundleIssue] = []
+    events = read_cloudtrail_file(write(tmp_path / "t.json", orjson.dumps({"Records": recs})), issues)
+    assert [e.time for e in events] == [None, None, 1714557600.0] and issues == []
+
+
+def test_gzip_members_padding_and_damage():
+    from engine.sources.files import UnreadableFile, gunzip
+
+    body = orjson.dumps({"Records": [rec(str(i)) for i in range(50)]})
+    assert gunzip(gzip.compress(body[:100]) + gzip.compress(body[100:]) + b"\0" * 8) == body
+    with pytest.raises(UnreadableFile, match="^truncated gzip stream$"):
+        gunzip(gzip.compress(body)[:-10])
+    damaged = bytearray(gzip.compress(body))
+    damaged[30:60] = b"\xff" * 30
+    with pytest.raises(UnreadableFile, match=r"^corrupt gzip stream \(Error -3 while decompressing data"):
+        gunzip(bytes(damaged))
