@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -66,18 +67,23 @@ def print_summary(out: Console, result) -> None:
 
 
 def _pm(mean: float, std: float) -> str:
-    return "—" if mean != mean else f"{100 * mean:.1f}% ± {100 * std:.1f}"
+    return "—" if mean != mean else f"{100 * mean:.1f}±{100 * std:.0f}"
+
+
+_SHORT = {"label_propagation": "label prop", "logistic_regression": "log. reg.", "role_vote": "role vote"}
 
 
 def print_benchmark(out: Console, report) -> None:
-    kinds = report.kinds
-    t = Table(title=f"accuracy on hidden labels, mean ± std over {report.seeds} seed(s)")
-    t.add_column("model")
-    t.add_column("overall", justify="right")
-    for k in kinds:
-        t.add_column(k, justify="right")
-    for model, row in report.rows.items():
-        t.add_row(model, _pm(*row["overall"]), *[_pm(*row["per_kind"].get(k, (float("nan"), 0.0))) for k in kinds])
+    # kinds as rows, models as columns: fits 80 columns with six models
+    t = Table(title=f"accuracy % on hidden labels, mean ± std over {report.seeds} seed(s)", box=box.SIMPLE_HEAD,
+              pad_edge=False)
+    t.add_column("kind", no_wrap=True)
+    models = list(report.rows)
+    for m in models:
+        t.add_column(_SHORT.get(m, m), justify="right", no_wrap=True)
+    t.add_row("[bold]overall[/]", *[f"[bold]{_pm(*report.rows[m]['overall'])}[/]" for m in models])
+    for k in report.kinds:
+        t.add_row(k, *[_pm(*report.rows[m]["per_kind"].get(k, (float("nan"), 0.0))) for m in models])
     out.print(t)
     extra = []
     if report.ece is not None:

@@ -2,8 +2,9 @@
 
 A month of CloudTrail for a mid-size account is tens of millions of records; attribution needs only
 per (resource, actor, relation) counts with their first/last/mean time, a per-resource activity
-profile (hour of day, weekday, per day) and who created each resource. Files are folded in worker
-processes and the partial folds merged, so memory stays proportional to resources × actors.
+profile (hour of day, weekday, per day) and who created each resource. Runs of consecutive files
+are folded in worker processes (:func:`fold_files`, without an Event per record) and the partial
+folds merged, so memory stays proportional to resources × actors.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, repeat
@@ -225,8 +227,8 @@ class Activity:
 
 
 _LOCAL_MAX = 100_000  # entries per cache of one fold before it starts over (checked between batches)
-_RAW_MAX = 100_000  # the same for raw keys, about 1 KB each
-_PENDING_MAX = 2_000_000  # records held in groups before they are spread over the Activity
+_RAW_MAX = 60_000  # raw keys (about 1 KB each) kept, in two halves: see records()
+_PENDING_MAX = 500_000  # records held in groups before they are spread over the Activity
 _BATCH = 16_384  # records handled at once (the per-record lists below live that long)
 # The raw fields of a record that, with userIdentity, decide its group; joined by a byte that
 # valid JSON never holds.
@@ -273,7 +275,7 @@ class _Group:
     def __init__(self, info: tuple | None, creates: bool = False):
         self.times: list[float | None] = []  # epoch seconds per record
         self.info = info  # (actors, resources, relation, error, principal entry); None: no resources
-        self.err: _Group = self  # the same records with an error code
+        self.err: _Group | None = None if info else self  # the same records with an error code, once met
         self.creates = creates  # records bring their resources into being
         self.stats: list[PairStats] | None = None  # the pairs it adds to, once it has
 
@@ -281,33 +283,35 @@ class _Group:
 class _Fold:
     """Folds CloudTrail records into an Activity without building an Event per record.
 
-    Gives the Activity that ``Activity.add`` gives for the same records' Events, in half the time
-    or less. Records repeat their userIdentity byte for byte, and their source, name, region,
-    account and resource-naming parameters too, so the raw JSON of each is a cache key: one lookup
-    finds the principal, one the resources and relation, one the group of records with both. A
-    batch of records goes through C-level passes (``map`` over getters and ``dict.get``) that find
-    those and append each record's time to its group; Python code runs per new cache entry, per
-    record with an error code and per record creating its resources. :meth:`flush` spreads the
-    groups over ``pairs``, ``hours``, ``weekdays`` and ``days``, a group at a time. Anything out
-    of the ordinary (a time or field that cannot be read, an identity whose principal depends on
-    the record) sends the batch record by record through :meth:`_batch_slow`.
+    Gives the Activity that ``Activity.add`` gives for the same records' Events, in about half the
+    time, most of it now spent inflating and decoding JSON. Records repeat their userIdentity,
+    source, name, region, account and resource-naming parameters byte for byte, so the raw JSON of
+    those, joined, is a cache key whose value is the record's group: one principal, one set of
+    resources, one relation, error or not. A batch of records goes through C-level passes (``map``
+    over getters and ``dict.get``) that find each record's group and time and append the time to
+    the group. Python code runs only per new raw key (its principal and resources come from caches
+    of their own), per record with an error code or creating its resources, and per group in
+    :meth:`flush`, which spreads the groups over ``pairs`` and, per set of resources, over
+    ``hours``, ``weekdays`` and ``days``. A batch with a record whose time or name cannot be read
+    goes record by record (:meth:`_batch_slow`), so the issues come out as from the Event path.
 
     "First one wins" updates (event names, regions, actor kinds and accounts, creators) are made
     at the record that first needs them, in record order, so they come out as with ``add``; so
-    does the order of ``pairs``, groups being spread in the order they were first met. Sums of
-    times are exact while times are whole seconds (CloudTrail's format), as with ``merge``.
+    does the order of ``pairs``, groups being spread in the order they were made. Sums of times
+    are exact while times are whole seconds (CloudTrail's format), as with ``merge``.
     """
 
     def __init__(self, act: Activity, default_region: str | None = None):
         self.act = act
         self.default_region = default_region
         self.by_raw: dict[bytes, _Group] = {}  # raw userIdentity and the raw key of by_rest -> group
+        self.by_raw_old: dict[bytes, _Group] = {}  # the half before: what is still met comes back
         self.by_ui: dict[bytes, tuple] = {}  # raw userIdentity -> principal entry, where it depends on nothing else
         self.principals: dict[tuple, tuple] = {}  # principal tuple -> (pid, actors, type, account, key, person)
         self.by_rest: dict[bytes, _Rest] = {}  # raw key less userIdentity -> decoded
         self.rids: dict[tuple, int] = {}  # (resources, relation) -> rid
         self.groups: dict[tuple[int, int], _Group] = {}  # (pid, rid) -> group
-        self.all_groups: list[_Group] = []  # with their error twins, in the order first met
+        self.all_groups: list[_Group] = []  # in the order made (error twins hang on theirs)
         self.creating: set[_Group] = set()  # groups whose records create their resources (no error)
         self.times: dict[str, float | None] = {}  # eventTime -> epoch seconds
         self.minutes: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM:" -> epoch seconds
@@ -384,10 +388,9 @@ class _Fold:
                 return g
             info = (pe[1], sp.resources, sp.rel, False, pe)
             g = self.groups[key] = _Group(info, sp.rel == CREATE)
-            g.err = _Group((*info[:3], True, pe))
             if g.creates:
                 self.creating.add(g)
-            self.all_groups += (g, g.err)
+            self.all_groups.append(g)
             act = self.act
             _pid, actors, ptype, account, _principal, _person = pe
             for actor in actors:
@@ -493,8 +496,10 @@ class _Fold:
         """
         for i in range(0, len(recs), _BATCH):
             batch = recs[i:i + _BATCH] if len(recs) > _BATCH else recs
-            for cache in (self.by_raw, self.by_ui, self.by_rest, self.times, self.minutes):
-                if len(cache) >= (_RAW_MAX if cache is self.by_raw else _LOCAL_MAX):
+            if len(self.by_raw) >= _RAW_MAX // 2:  # the older half goes at the next turn
+                self.by_raw_old, self.by_raw = self.by_raw, {}
+            for cache in (self.by_ui, self.by_rest, self.times, self.minutes):
+                if len(cache) >= _LOCAL_MAX:
                     cache.clear()
             if not self._batch(batch):
                 self._batch_slow(batch, path, issues, first + i)
@@ -513,6 +518,14 @@ class _Fold:
         grps = list(map(by_raw.get, map(_SEP.join, map(_RAW_KEY, recs))))
         if None in grps:  # records whose raw key is new (to the cache)
             idx = list(compress(range(n), map(is_, grps, nones)))
+            mkeys = list(map(_SEP.join, map(_RAW_KEY, map(recs.__getitem__, idx))))
+            old = list(map(self.by_raw_old.get, mkeys))
+            if old.count(None) != len(old):  # met before the cache turned: back into the young half
+                by_raw.update(zip(compress(mkeys, old), filter(None, old), strict=True))
+                for i, g in zip(compress(idx, old), filter(None, old), strict=True):
+                    grps[i] = g
+                idx = list(compress(idx, map(is_, old, nones)))
+                mkeys = list(compress(mkeys, map(is_, old, nones)))
             mrecs = list(map(recs.__getitem__, idx))
             m = len(mrecs)
             rkeys = list(map(_SEP.join, map(_REST_KEY, mrecs)))
@@ -535,7 +548,7 @@ class _Fold:
             # Nothing has changed yet, and from here on nothing fails: each new raw key at its
             # first record, in record order.
             groups = self.groups
-            for i, key, pe, sp in zip(idx, map(_SEP.join, map(_RAW_KEY, mrecs)), pes, sps, strict=True):
+            for i, key, pe, sp in zip(idx, mkeys, pes, sps, strict=True):
                 g = by_raw.get(key)
                 if g is None:
                     if not sp.seen:
@@ -554,7 +567,7 @@ class _Fold:
         ok_recs, ok_grps, ok_ts = [], [], []
         for i, f in enumerate(recs):
             key = _SEP.join(_RAW_KEY(f))
-            g = by_raw.get(key)
+            g = by_raw.get(key) or self.by_raw_old.get(key)
             try:  # everything that can fail comes before the first change to the Activity, in the
                 # order Event building meets it
                 if g is None:
@@ -582,7 +595,10 @@ class _Fold:
             for i in compress(range(n), map(is_not, errs, repeat(None))):
                 e = errs[i]
                 if type(e) is str and e:
-                    grps[i] = grps[i].err
+                    g = grps[i]
+                    if g.err is None:
+                        g.err = _Group((*g.info[:3], True, g.info[4]))
+                    grps[i] = g.err
         if not self.creating.isdisjoint(grps):  # successful creates, in record order
             creates = list(map(_CREATES, grps))
             creators = self.act.creators
@@ -611,48 +627,50 @@ class _Fold:
         lo_all, hi_all = act.first_time, act.last_time
         untimed = self.untimed
         by_resources: dict[tuple[str, ...], list[float]] = {}  # times per set of resources, for the profiles
-        for grp in self.all_groups:
-            ts = grp.times
-            if not ts:
-                continue
-            actors, resources, rel, err, _pe = grp.info
-            k = len(ts)
-            if untimed and None in ts:  # records without a time count, but have no time to add
-                ts = [t for t in ts if t is not None]
-            m = len(ts)
-            if m:
-                lo, hi, total = min(ts), max(ts), sum(ts)
-                if lo < lo_all:
-                    lo_all = lo
-                if hi > hi_all:
-                    hi_all = hi
-                acc = by_resources.get(resources)
-                if acc is None:
-                    by_resources[resources] = ts if ts is not grp.times else ts.copy()
-                else:
-                    acc += ts
-            grp.times.clear()
-            stats = grp.stats
-            if stats is None:
-                stats = grp.stats = []
-                for arn in resources:
-                    for actor in actors:
-                        key = (arn, actor, rel)
-                        ps = pairs.get(key)
-                        if ps is None:
-                            ps = pairs[key] = PairStats()
-                        stats.append(ps)
-            for ps in stats:
-                ps.count += k
-                if err:
-                    ps.errors += k
+        for ok in self.all_groups:
+            twin = ok.err
+            for grp in (ok,) if twin is None else (ok, twin):
+                ts = grp.times
+                if not ts:
+                    continue
+                actors, resources, rel, err, _pe = grp.info
+                k = len(ts)
+                if untimed and None in ts:  # records without a time count, but have no time to add
+                    ts = [t for t in ts if t is not None]
+                m = len(ts)
                 if m:
-                    ps.time_sum += total
-                    ps.timed += m
-                    if lo < ps.first:
-                        ps.first = lo
-                    if hi > ps.last:
-                        ps.last = hi
+                    lo, hi, total = min(ts), max(ts), sum(ts)
+                    if lo < lo_all:
+                        lo_all = lo
+                    if hi > hi_all:
+                        hi_all = hi
+                    acc = by_resources.get(resources)
+                    if acc is None:
+                        by_resources[resources] = ts if ts is not grp.times else ts.copy()
+                    else:
+                        acc += ts
+                grp.times.clear()
+                stats = grp.stats
+                if stats is None:
+                    stats = grp.stats = []
+                    for arn in resources:
+                        for actor in actors:
+                            key = (arn, actor, rel)
+                            ps = pairs.get(key)
+                            if ps is None:
+                                ps = pairs[key] = PairStats()
+                            stats.append(ps)
+                for ps in stats:
+                    ps.count += k
+                    if err:
+                        ps.errors += k
+                    if m:
+                        ps.time_sum += total
+                        ps.timed += m
+                        if lo < ps.first:
+                            ps.first = lo
+                        if hi > ps.last:
+                            ps.last = hi
         act.first_time, act.last_time = lo_all, hi_all
         hours, weekdays, days = act.hours, act.weekdays, act.days
         for resources, ts in by_resources.items():
@@ -722,18 +740,42 @@ def fold_files(paths: Iterable[str | Path], act: Activity | None = None, issues:
     return act, issues
 
 
+_PARALLEL_BYTES = 8_000_000  # less CloudTrail than this is folded in the calling process
+_DONE_BYTES = None  # in a worker of fold_cloudtrail: the shared count of bytes folded
+
+
+def _init_worker(done) -> None:  # type: ignore[no-untyped-def]
+    global _DONE_BYTES
+    _DONE_BYTES = done
+
+
 def _fold_files(paths: list[str]) -> tuple[Activity, list[BundleIssue]]:
-    return fold_files(paths)
+    done = _DONE_BYTES
+    if done is None:
+        return fold_files(paths)
+
+    def report(i: int) -> None:
+        size = os.path.getsize(paths[i - 1])
+        with done.get_lock():
+            done.value += size
+
+    return fold_files(paths, progress=report)
 
 
-def _chunks(paths: list[Path], n_chunks: int) -> list[list[str]]:
-    """Split files into chunks of similar total size (largest first, greedy)."""
-    sized = sorted(((p.stat().st_size, str(p)) for p in paths), reverse=True)
-    buckets: list[tuple[int, list[str]]] = [(0, []) for _ in range(max(1, n_chunks))]
-    for size, p in sized:
-        i = min(range(len(buckets)), key=lambda j: buckets[j][0])
-        buckets[i] = (buckets[i][0] + size, buckets[i][1] + [p])
-    return [b for _, b in buckets if b]
+def _partition(paths: list[Path], sizes: list[int], n: int) -> list[list[str]]:
+    """``n`` runs of consecutive files of about the same size in all.
+
+    Consecutive files (an account's hours, in order) share identities and resources, which the
+    fold's caches live on: one run per worker folds about as fast per byte as one process does,
+    where files dealt out by size took twice as long, and made more to merge.
+    """
+    total = sum(sizes) or 1
+    runs: list[list[str]] = [[] for _ in range(n)]
+    done = 0
+    for p, size in zip(paths, sizes, strict=True):
+        runs[min(n - 1, done * n // total)].append(str(p))
+        done += size
+    return [r for r in runs if r]
 
 
 def fold_cloudtrail(
@@ -742,26 +784,35 @@ def fold_cloudtrail(
     workers: int | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> Activity:
-    """Fold CloudTrail files into an Activity, in parallel when the files are big enough to pay for it."""
+    """Fold CloudTrail files into an Activity, in parallel when the files are big enough to pay for it.
+
+    Each worker folds one run of consecutive files (see :func:`_partition`) and counts the bytes
+    it is through in a shared counter, which is what ``progress`` hears; the runs' Activities are
+    merged in file order.
+    """
     paths = list(paths)
     act = Activity()
     if not paths:
         return act
-    total = sum(p.stat().st_size for p in paths)
-    workers = workers or os.cpu_count() or 1
-    if workers <= 1 or total < 8_000_000:
+    sizes = [p.stat().st_size for p in paths]
+    total = sum(sizes)
+    workers = min(workers or os.cpu_count() or 1, len(paths))
+    if workers <= 1 or total < _PARALLEL_BYTES:
         fold_files(paths, act, issues, (lambda i: progress(i / len(paths))) if progress else None)
         return act
-    # Several chunks per worker so progress moves and a slow chunk does not hold everything up.
-    chunks = _chunks(paths, min(len(paths), workers * 6))
-    done_bytes = 0
-    sizes = {tuple(c): sum(os.path.getsize(p) for p in c) for c in chunks}
+    runs = _partition(paths, sizes, workers)
     ctx = mp.get_context("fork")
-    with ctx.Pool(workers) as pool:
-        for chunk, (part, errs) in zip(chunks, pool.imap(_fold_files, chunks), strict=True):
-            act.merge(part)
-            issues.extend(errs)
-            done_bytes += sizes[tuple(chunk)]
-            if progress:
-                progress(done_bytes / total)
+    done = ctx.Value("q", 0)
+    with ctx.Pool(len(runs), initializer=_init_worker, initargs=(done,)) as pool:
+        results = pool.imap(_fold_files, runs)
+        merged, said = 0, -1
+        while merged < len(runs):
+            with suppress(mp.TimeoutError):
+                part, errs = results.next(timeout=0.25)
+                act.merge(part)  # in file order, while the later runs are still folding
+                issues.extend(errs)
+                merged += 1
+            if progress and done.value != said:
+                said = done.value
+                progress(min(1.0, said / total))
     return act

@@ -67,25 +67,35 @@ class Bundle:
         return any(r.tags for r in self.resources.values())
 
 
-def _aggregate_costs(tables: list[pa.Table], tags: dict[str, dict[str, str]], formats: set[str], currency: str) -> Costs:
-    if not tables:
-        return Costs(days=np.zeros(0, dtype=np.int64), by_resource={}, formats=formats)
-    t = pa.concat_tables(tables)
-    rows = t.num_rows
-    cost = t.column("cost")
-    total = float(pc.sum(cost).as_py() or 0.0)
+def _daily(t: pa.Table) -> tuple[pa.Table, float, pa.Table]:
+    """One cost file folded to (resource, day) sums, its total, and its unattributable line items.
+
+    Folding each file as it is read keeps memory at resources × days instead of millions of hourly
+    line items for the whole bundle.
+    """
+    total = float(pc.sum(t.column("cost")).as_py() or 0.0)
     no_res = pc.is_null(t.column("resource"))
-    unattr = t.filter(no_res)
-    unattributable = float(pc.sum(unattr.column("cost")).as_py() or 0.0)
+    unattr = t.filter(no_res).select(["service", "cost"])
+    att = t.filter(pc.invert(no_res))
+    day = pc.cast(pc.floor(pc.divide(pc.cast(pc.cast(att.column("start"), pa.int64()), pa.float64()), 86400.0)),
+                  pa.int64())
+    daily = pa.table({"resource": att.column("resource"), "day": day, "cost": att.column("cost")}).group_by(
+        ["resource", "day"]).aggregate([("cost", "sum")])
+    return daily, total, unattr
+
+
+def _aggregate_costs(parts: list[tuple[pa.Table, float, pa.Table]], rows: int, tags: dict[str, dict[str, str]],
+                     formats: set[str], currency: str) -> Costs:
+    if not parts:
+        return Costs(days=np.zeros(0, dtype=np.int64), by_resource={}, formats=formats, rows=rows)
+    total = sum(p[1] for p in parts)
+    unattr = pa.concat_tables([p[2] for p in parts])
+    unattributable = float(pc.sum(unattr.column("cost")).as_py() or 0.0) if unattr.num_rows else 0.0
     by_service: dict[str, float] = {}
     if unattr.num_rows:
         g = unattr.group_by("service").aggregate([("cost", "sum")])
         by_service = {str(s or "other"): float(v) for s, v in zip(g.column("service").to_pylist(), g.column("cost_sum").to_pylist(), strict=True)}
-    att = t.filter(pc.invert(no_res))
-    day = pc.floor(pc.divide(pc.cast(pc.cast(att.column("start"), pa.int64()), pa.float64()), 86400.0))
-    day = pc.cast(day, pa.int64())
-    g = pa.table({"resource": att.column("resource"), "day": day, "cost": att.column("cost")}).group_by(
-        ["resource", "day"]).aggregate([("cost", "sum")])
+    g = pa.concat_tables([p[0] for p in parts])
     res = g.column("resource").to_numpy(zero_copy_only=False)
     days_col = g.column("day").to_numpy()
     vals = g.column("cost_sum").to_numpy()
@@ -172,17 +182,19 @@ def load_bundle(root: Path | str, *, strict: bool = False, workers: int | None =
 
     t0 = time.perf_counter()
     say("cost", 0.0)
-    tables, cost_tags, formats, currency = [], {}, set(), "USD"
+    parts, rows, cost_tags, formats, currency = [], 0, {}, set(), "USD"
     files = cost_files(root)
     for i, f in enumerate(files):
         cf = read_cost_file(f, issues)
         if cf is not None:
-            tables.append(cf.table)
+            parts.append(_daily(cf.table))
+            rows += cf.table.num_rows
             cost_tags.update(cf.tags)
             formats.add(cf.format)
             currency = cf.currency or currency
+        del cf
         say("cost", (i + 1) / len(files))
-    costs = _aggregate_costs(tables, cost_tags, formats, currency)
+    costs = _aggregate_costs(parts, rows, cost_tags, formats, currency)
     seconds["cost"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,7 +1,15 @@
 """engine.activity: folding events keeps who-did-what without keeping every event."""
 
-from engine.activity import CREATE, MANAGE, USE, Activity, relation_of
+import gzip
+from pathlib import Path
+
+import orjson
+import pytest
+
+import engine.activity as activity
+from engine.activity import CREATE, MANAGE, USE, Activity, fold_cloudtrail, fold_files, relation_of
 from engine.records import Event
+from engine.sources.cloudtrail import cloudtrail_files, read_cloudtrail_file
 
 FN = "arn:aws:lambda:us-east-1:1:function:settle"
 
@@ -64,16 +72,6 @@ def test_failed_create_does_not_make_a_creator():
 
 # ---------------------------------------------------------------------------------------------
 # The fused fold (engine.activity.fold_files) gives exactly what Activity.add gives over Events.
-
-import gzip  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import orjson  # noqa: E402
-import pytest  # noqa: E402
-
-import engine.activity as activity  # noqa: E402
-from engine.activity import fold_cloudtrail, fold_files  # noqa: E402
-from engine.sources.cloudtrail import cloudtrail_files, read_cloudtrail_file  # noqa: E402
 
 ACCT = "123456789012"
 
@@ -248,3 +246,15 @@ def test_fused_fold_first_seen_updates_follow_record_order(tmp_path):
     bad = [rec("GetObject", awsRegion="us-west-2", t="2024-05-01T10:01:²³Z", **s3), *recs]
     act, issues = check([write(tmp_path, "b.json", orjson.dumps({"Records": bad}))])
     assert act.regions["arn:aws:s3:::b"] == "eu-west-1" and [i.location for i in issues] == ["record 1"]
+
+
+def test_fold_cloudtrail_in_workers_matches_events(shared_data, monkeypatch):
+    monkeypatch.setattr(activity, "_PARALLEL_BYTES", 0)
+    paths = synthetic_files(shared_data)[:60]
+    folded, want = by_events(paths)
+    issues: list = []
+    seen: list[float] = []
+    assert_same(fold_cloudtrail(paths, issues, workers=2, progress=seen.append), folded)
+    assert issues == want and seen == sorted(seen) and seen[-1] == 1.0
+    runs = activity._partition(paths, [p.stat().st_size for p in paths], 2)
+    assert [p for r in runs for p in r] == [str(p) for p in paths] and len(runs) == 2

@@ -477,6 +477,8 @@ class _FoldFile(msgspec.Struct):
 
 _FILE_DECODER = msgspec.json.Decoder(_FastFile)
 _FOLD_DECODER = msgspec.json.Decoder(_FoldFile)
+_LINE_DECODER = msgspec.json.Decoder(_Fast)
+_NULLS = (b"", b"null", b"{}", b"[]")
 
 
 def fold_records_of(body: bytes) -> list[FoldRecord] | None:
@@ -488,8 +490,7 @@ def fold_records_of(body: bytes) -> list[FoldRecord] | None:
         return _FOLD_DECODER.decode(body).Records
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-_LINE_DECODER = msgspec.json.Decoder(_Fast)
-_NULLS = (b"", b"null", b"{}", b"[]")
+
 
 # userIdentity JSON -> principal tuple; request/response/resources JSON -> ARNs. Records of one
 # session (and of one resource) repeat these byte for byte, so most records skip decoding them.

@@ -178,7 +178,7 @@ def settle_heap() -> None:
     glibc hands blocks over 128 KiB out as fresh mappings and gives freed memory at the top of the
     heap back to the system, raising both thresholds only as big blocks come and go. Reading
     thousands of multi-megabyte files then takes a page fault per 4 KiB of every file, which costs
-    more than a sixth of a CloudTrail fold. These are glibc's own maximums for its dynamic
+    over a tenth of a CloudTrail fold. These are glibc's own maximums for its dynamic
     thresholds (mmap 32 MiB, trim twice that); elsewhere (musl, macOS, Windows) nothing happens.
     """
     global _HEAP_SETTLED
@@ -189,7 +189,7 @@ def settle_heap() -> None:
         import ctypes
 
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
+    except Exception:  # pragma: no cover - not glibc
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
