@@ -74,10 +74,6 @@ def _hidden_size(n_labels: int, cfg: ModelConfig) -> int:
     return int(np.clip(4 * np.sqrt(max(n_labels, 1)), 16, 64))
 
 
-# Pseudo-weight added to every resource's neighbourhood before averaging: a mean over a few faint,
-# weeks-old links (a deploy before the resource changed hands) stays faint instead of being scaled up
-# to look as certain as hundreds of recent calls.
-SHRINK = 0.0
 SHARPEN = 4.0
 PRIOR_SCALE = 5.0
 # Where the relation weights start (log scale) and are pulled back to unless labels insist: running a
@@ -90,8 +86,7 @@ GATE_A0 = 0.5  # how strongly a relation's weight follows its (recency-decayed) 
 PRIOR_REG = 0.1  # pull toward RELATION_PRIOR; labels must earn a deviation
 
 
-def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int, log: bool = False,
-              shrink: float = 0.0):
+def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src: int, log: bool = False):
     """Row-normalised sparse adjacency [n_dst, n_src] (a weighted mean over neighbours).
 
     Into a resource, neighbours weigh by their share of the calls (the plurality caller of a shared
@@ -101,7 +96,7 @@ def _norm_adj(dst: np.ndarray, src: np.ndarray, w: np.ndarray, n_dst: int, n_src
     import torch
 
     w = np.log1p(w.astype(np.float64)) if log else w.astype(np.float64)
-    tot = np.bincount(dst, weights=w, minlength=n_dst) + shrink
+    tot = np.bincount(dst, weights=w, minlength=n_dst)
     vals = w / np.where(tot[dst] > 0, tot[dst], 1.0)
     idx = torch.from_numpy(np.vstack([dst, src]))
     return torch.sparse_coo_tensor(idx, torch.from_numpy(vals.astype(np.float32)), (n_dst, n_src)).coalesce().to_sparse_csr()
@@ -122,7 +117,7 @@ def _tensors(graph: OwnershipGraph):
         if len(rel.src) == 0 or sizes[src_t] == 0:
             continue
         adj[(src_t, name, "resource")] = _norm_adj(rel.dst, rel.src, rel.weight, graph.n, sizes[src_t],
-                                                   log=name == "flow", shrink=SHRINK)
+                                                   log=name == "flow")
         if src_t != "resource":
             adj[("resource", f"rev_{name}", src_t)] = _norm_adj(rel.src, rel.dst, rel.weight, sizes[src_t], graph.n,
                                                                  log=True)
@@ -209,10 +204,10 @@ class LabelInputs:
             m = sp.csr_matrix((w, (rel.src, rel.dst)), shape=(n_src, graph.n))
             self.mats.setdefault(src_t, []).append(m)
             share = w
-            tot = np.bincount(rel.dst, weights=share, minlength=graph.n) + SHRINK
+            tot = np.bincount(rel.dst, weights=share, minlength=graph.n)
             r = sp.csr_matrix((share / np.maximum(tot[rel.dst], 1e-12), (rel.dst, rel.src)), shape=(graph.n, n_src))
             self.props.append((m, r))
-            masses.append(tot - SHRINK)
+            masses.append(tot)
         # log evidence mass per relation and resource (-inf where the relation has no link): the model
         # weighs relations against each other by it, so weeks-old deploys count less than today's calls
         mass = np.stack(masses) if masses else np.zeros((0, graph.n))
