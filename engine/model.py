@@ -355,6 +355,9 @@ def _fit_predict(graph: OwnershipGraph, y: np.ndarray, classes: list[str], cfg: 
         except ValueError:
             splits = list(KFold(folds, shuffle=True, random_state=cfg.seed).split(labelled))
 
+    # With many labels every epoch sees thousands of targets: the loss settles in fewer epochs.
+    min_epochs, patience = ((cfg.min_epochs, cfg.patience) if len(labelled) <= cfg.large
+                            else (cfg.min_epochs // 2, max(4, cfg.patience // 2)))
     logits_sum = np.zeros((n, k))
     oof_logits = np.zeros((n, k))
     oof = np.zeros(n, dtype=bool)
@@ -389,7 +392,7 @@ def _fit_predict(graph: OwnershipGraph, y: np.ndarray, classes: list[str], cfg: 
                 val = torch.nn.functional.cross_entropy(net(eval_x, adj)[ho_t], y_t[ho_t]).item()
             if val < best[0] * (1 - cfg.min_delta):
                 best = (val, {kk: v.clone() for kk, v in net.state_dict().items()}, epoch)
-            elif epoch - best[2] >= cfg.patience and epoch >= cfg.min_epochs:
+            elif epoch - best[2] >= patience and epoch >= min_epochs:
                 break
         epochs_run.append(epoch + 1)
         net.load_state_dict(best[1])
