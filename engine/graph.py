@@ -58,6 +58,10 @@ class OwnershipGraph:
     def n(self) -> int:
         return len(self.resources)
 
+    def size(self, node_type: str) -> int:
+        """Number of nodes of a type ("resource", "actor", "network", "repo")."""
+        return self.n if node_type == "resource" else len(self.entities.get(node_type, []))
+
     def role_calls(self) -> tuple[sp.csr_matrix, list[str]]:
         """Resource × role call counts (all relations): input of the naive role-vote baseline."""
         actors = self.entities["actor"]

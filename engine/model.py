@@ -106,21 +106,17 @@ def _tensors(graph: OwnershipGraph):
     """Node feature tensors and per-relation adjacencies (both directions) for HeteroConv."""
     import torch
 
-    sizes = {"resource": graph.n, **{t: len(v) for t, v in graph.entities.items()}}
     x = {"resource": torch.from_numpy(graph.x)}
     for t, arr in graph.entity_x.items():
-        if sizes[t]:
+        if graph.size(t):
             x[t] = torch.from_numpy(arr)
     adj = {}
-    for name, rel in graph.relations.items():
-        src_t = RELATIONS[name]
-        if len(rel.src) == 0 or sizes[src_t] == 0:
-            continue
-        adj[(src_t, name, "resource")] = _norm_adj(rel.dst, rel.src, rel.weight, graph.n, sizes[src_t],
-                                                   log=name == "flow")
+    for name in relation_names(graph):
+        rel, src_t = graph.relations[name], RELATIONS[name]
+        n_src = graph.size(src_t)
+        adj[(src_t, name, "resource")] = _norm_adj(rel.dst, rel.src, rel.weight, graph.n, n_src, log=name == "flow")
         if src_t != "resource":
-            adj[("resource", f"rev_{name}", src_t)] = _norm_adj(rel.src, rel.dst, rel.weight, sizes[src_t], graph.n,
-                                                                 log=True)
+            adj[("resource", f"rev_{name}", src_t)] = _norm_adj(rel.src, rel.dst, rel.weight, n_src, graph.n, log=True)
     return x, adj
 
 
@@ -197,7 +193,7 @@ class LabelInputs:
         for name in relation_names(graph):
             rel = graph.relations[name]
             src_t = RELATIONS[name]
-            n_src = graph.n if src_t == "resource" else len(graph.entities[src_t])
+            n_src = graph.size(src_t)
             # An entity's team profile weighs its resources by its calls on them: a role spends most
             # of its calls on its own team's resources, however many others it also touches.
             w = np.log1p(rel.weight.astype(np.float64)) if name == "flow" else rel.weight.astype(np.float64)
@@ -262,8 +258,7 @@ def _inputs(x: dict, labels: dict) -> dict:
 
 def relation_names(graph: OwnershipGraph) -> list[str]:
     """Relations with at least one edge and a non-empty source type, in a fixed order."""
-    sizes = {"resource": graph.n, **{t: len(v) for t, v in graph.entities.items()}}
-    return [n for n, rel in graph.relations.items() if len(rel.src) and sizes[RELATIONS[n]]]
+    return [n for n, rel in graph.relations.items() if len(rel.src) and graph.size(RELATIONS[n])]
 
 
 def _evidence(graph: OwnershipGraph, y: np.ndarray, k: int) -> np.ndarray:
@@ -281,7 +276,7 @@ def _evidence(graph: OwnershipGraph, y: np.ndarray, k: int) -> np.ndarray:
         if len(rel.src) == 0:
             continue
         src_t = RELATIONS[name]
-        n_src = graph.n if src_t == "resource" else len(graph.entities[src_t])
+        n_src = graph.size(src_t)
         w = np.log1p(rel.weight.astype(np.float64))
         m = labelled[rel.dst]
         dist = np.zeros((n_src, k))

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.bundle import Bundle, load_bundle
 from engine.graph import OwnershipGraph, build_graph
-from engine.model import ModelConfig, Prediction, fit_predict
+from engine.model import ModelConfig, Prediction, fit_predict, relation_names
 from engine.tagrules import TagRules
 
 CONFIDENT = 0.70  # "attributable" means a predicted owner at or above this confidence
@@ -112,7 +112,7 @@ def scan_bundle(
     seconds["graph"] = time.perf_counter() - t0
     prediction = None
     missing: list[str] = []
-    has_links = graph is not None and any(len(r.src) for r in graph.relations.values())
+    has_links = graph is not None and bool(relation_names(graph))
     can_learn = has_links and len(classes) >= 2 and int((y >= 0).sum()) >= 4
     if not arns:
         missing.append("no resources found in any source")
