@@ -5,22 +5,46 @@ per (resource, actor, relation) counts with their first/last/mean time, a per-re
 profile (hour of day, weekday, per day) and who created each resource. Runs of consecutive files
 are folded in worker processes (:func:`fold_files`, without an Event per record) and the partial
 folds merged, so memory stays proportional to resources × actors.
+
+The create and manage events themselves (not the data-plane USE traffic, which is most of the
+volume) are kept too, for the record of who changed what: ``Activity.changes`` is a
+``pyarrow.Table`` with one row per such event that names at least one resource and has a
+CloudTrail ``eventID``, in file and record order (the order of ``merge``), nothing deduplicated:
+
+    event_id      string            CloudTrail eventID (never null or empty: records without one are left out)
+    time          double            epoch seconds, null when the record has no readable time
+    event_name    string            e.g. "UpdateFunctionCode20150331v2"
+    event_source  string            e.g. "lambda.amazonaws.com" ("" when the record has none)
+    principal     string            canonical actor key, e.g. "role:ci" (see engine.sources.cloudtrail)
+    person        string            the person behind the principal, or null
+    resources     list<string>      canonical ARNs the event names
+    error_code    string            CloudTrail errorCode, or null
+
+The rows are gathered in columns (:class:`ChangeLog`) and, for folds big enough to run in worker
+processes, written by those workers to Arrow IPC files in a temporary directory that lives as long
+as the Activity, so neither they nor the main process hold them in memory. ``changes`` maps those
+files; ``iter_changes`` gives them as record batches.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
+import shutil
+import tempfile
+import weakref
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, repeat
 from operator import add, attrgetter, is_, is_not, itemgetter
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from engine.records import BundleIssue, Event
 
@@ -115,6 +139,117 @@ class PairStats:
         return self.time_sum / self.timed if self.timed else None
 
 
+CHANGE_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("time", pa.float64()), ("event_name", pa.string()), ("event_source", pa.string()),
+    ("principal", pa.string()), ("person", pa.string()), ("resources", pa.list_(pa.string())),
+    ("error_code", pa.string()),
+])
+_CHANGE_CHUNK = 65_536  # rows gathered in Python lists before they become one Arrow record batch
+
+
+class ChangeLog:
+    """Create and manage events in columns: see the module docstring.
+
+    Rows come in as (event id, time, what, error code), where ``what`` is the tuple
+    (event_name, event_source, principal, person, resources) shared by every record of one fold
+    group; every ``_CHANGE_CHUNK`` rows they become a record batch, held in memory or, with
+    ``spill`` (a directory), appended to an Arrow IPC file there. ``parts`` are those batches
+    and (sealed) files, in order.
+    """
+
+    __slots__ = ("ids", "times", "whats", "errors", "parts", "spill", "_writer", "_path", "__weakref__")
+
+    def __init__(self, spill: str | None = None):
+        self.ids: list = []
+        self.times: list = []
+        self.whats: list = []
+        self.errors: list = []
+        self.parts: list[pa.RecordBatch | str] = []
+        self.spill = spill
+        self._writer: Any = None
+        self._path: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids) + sum(p.num_rows if isinstance(p, pa.RecordBatch) else _ipc_rows(p) for p in self.parts)
+
+    def __getstate__(self) -> dict:
+        self.seal()
+        return {"parts": self.parts, "spill": self.spill}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["spill"])
+        self.parts = state["parts"]
+
+    def own(self, directory: str) -> None:
+        """Spill into ``directory``, removed with this log (or at exit)."""
+        self.spill = directory
+        weakref.finalize(self, shutil.rmtree, directory, True)
+
+    def add(self, event_id: str, t: float | None, what: tuple, error: str | None) -> None:
+        self.ids.append(event_id)
+        self.times.append(t)
+        self.whats.append(what)
+        self.errors.append(error)
+        if len(self.ids) >= _CHANGE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """The gathered rows as one record batch."""
+        n = len(self.ids)
+        if not n:
+            return
+        uniq = {w: i for i, w in enumerate(dict.fromkeys(self.whats))}
+        take = pa.array(list(map(uniq.__getitem__, self.whats)), pa.int32())
+        whats = list(uniq)
+        cols = [pa.array(self.ids, pa.string()), pa.array(self.times, pa.float64())]
+        for j, typ in ((0, pa.string()), (1, pa.string()), (2, pa.string()), (3, pa.string()),
+                       (4, pa.list_(pa.string()))):
+            cols.append(pa.array([w[j] for w in whats], typ).take(take))
+        cols.append(pa.array(self.errors, pa.string()))
+        batch = pa.RecordBatch.from_arrays(cols, schema=CHANGE_SCHEMA)
+        self.ids, self.times, self.whats, self.errors = [], [], [], []
+        if self.spill is None:
+            self.parts.append(batch)
+            return
+        if self._writer is None:
+            fd, self._path = tempfile.mkstemp(suffix=".arrow", prefix=f"changes-{os.getpid()}-", dir=self.spill)
+            os.close(fd)
+            self._writer = pa.ipc.new_file(self._path, CHANGE_SCHEMA)
+        self._writer.write_batch(batch)
+
+    def seal(self) -> None:
+        """Everything gathered into ``parts``; an open file is closed (the next rows start another)."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+            self.parts.append(self._path)
+            self._writer = self._path = None
+
+    def extend(self, other: ChangeLog) -> None:
+        """``other``'s rows after these."""
+        self.seal()
+        other.seal()
+        self.parts.extend(other.parts)
+
+    def batches(self) -> Iterable[pa.RecordBatch]:
+        self.seal()
+        for p in self.parts:
+            if isinstance(p, pa.RecordBatch):
+                yield p
+            else:
+                r = pa.ipc.open_file(pa.memory_map(p))
+                for i in range(r.num_record_batches):
+                    yield r.get_batch(i)
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(list(self.batches()), schema=CHANGE_SCHEMA)
+
+
+def _ipc_rows(path: str) -> int:
+    r = pa.ipc.open_file(pa.memory_map(path))
+    return sum(r.get_batch(i).num_rows for i in range(r.num_record_batches))  # mapped: reads only metadata
+
+
 @dataclass
 class Activity:
     """CloudTrail folded per resource."""
@@ -132,6 +267,17 @@ class Activity:
     records_without_resource: int = 0
     first_time: float = float("inf")
     last_time: float = float("-inf")
+    change_log: ChangeLog = field(default_factory=ChangeLog, repr=False, compare=False)
+    released: bool = False  # release() dropped the folded detail
+
+    @property
+    def changes(self) -> pa.Table:
+        """The create and manage events, one row each (see the module docstring for the columns)."""
+        return self.change_log.table()
+
+    def iter_changes(self) -> Iterable[pa.RecordBatch]:
+        """``changes`` as record batches, without building the whole table."""
+        return self.change_log.batches()
 
     def add(self, ev: Event) -> None:
         self.records += 1
@@ -146,6 +292,9 @@ class Activity:
                 self.last_time = t
         rel = relation_of(ev.event_name)
         err = ev.error_code is not None
+        if rel != USE and ev.event_id:
+            self.change_log.add(ev.event_id, t, (ev.event_name, ev.event_source, ev.principal, ev.person,
+                                                 ev.resources), ev.error_code)
         actors = actors_of(ev)
         for actor in actors:
             if actor not in self.actor_kinds:
@@ -220,10 +369,21 @@ class Activity:
         self.records_without_resource += o.records_without_resource
         self.first_time = min(self.first_time, o.first_time)
         self.last_time = max(self.last_time, o.last_time)
+        self.change_log.extend(o.change_log)
 
     @property
     def resources(self) -> set[str]:
         return set(self.event_names)
+
+    def release(self) -> None:
+        """Drop the folded detail (pairs, profiles, event names, creators, regions, actors) once
+        the graph and features are built from it; the counts, the time span and ``changes`` stay.
+        At 20,000 resources that is hundreds of MB the model would otherwise train beside."""
+        self.pairs = {}
+        self.hours, self.weekdays, self.days = {}, {}, {}
+        self.event_names, self.creators, self.regions = {}, {}, {}
+        self.actor_kinds, self.actor_accounts = {}, {}
+        self.released = True
 
 
 _LOCAL_MAX = 100_000  # entries per cache of one fold before it starts over (checked between batches)
@@ -239,9 +399,20 @@ _REST_KEY = attrgetter("eventSource", "eventName", "awsRegion", "recipientAccoun
 _SEP = b"\0"
 _UI, _TIME, _ERROR = attrgetter("userIdentity"), attrgetter("eventTime"), attrgetter("errorCode")
 _SPREAD, _TIMES, _CREATES = attrgetter("spread"), attrgetter("times"), attrgetter("creates")
+_KEEP, _EVENT_ID = attrgetter("keep"), attrgetter("eventID")
 _TO_MINUTE, _FROM_MINUTE = itemgetter(slice(0, 17)), itemgetter(slice(17, None))  # "2026-11-01T00:00:" "05Z"
 _SECONDS = {f"{i:02d}Z": i for i in range(60)}
 _MISS = object()
+
+
+def _is_str(v: Any) -> bool:
+    """A usable eventID: a non-empty string."""
+    return type(v) is str and v != ""
+
+
+def _error_str(v: Any) -> str | None:
+    """errorCode as Event has it: a non-empty string, else None."""
+    return v if type(v) is str and v else None
 
 
 class _Rest:
@@ -260,24 +431,30 @@ class _Spread:
     """The resources a record names and its relation to them; ``seen`` once the event names and
     regions of its first record are in the Activity."""
 
-    __slots__ = ("resources", "rel", "rid", "name", "region", "seen")
+    __slots__ = ("resources", "rel", "rid", "name", "region", "source", "seen")
 
-    def __init__(self, resources: tuple[str, ...], rel: str, rid: int, name: str, region: str | None):
+    def __init__(self, resources: tuple[str, ...], rel: str, rid: int, name: str, region: str | None,
+                 source: str = ""):
         self.resources, self.rel, self.rid, self.name, self.region = resources, rel, rid, name, region
+        self.source = source
         self.seen = False
 
 
 class _Group:
-    """Records by one principal on one set of resources under one relation, with or without error."""
+    """Records by one principal on one set of resources under one relation, with or without error
+    (and, for create and manage, of one event name and source: see ``keep``)."""
 
-    __slots__ = ("times", "info", "err", "creates", "stats")
+    __slots__ = ("times", "info", "err", "creates", "stats", "keep")
 
-    def __init__(self, info: tuple | None, creates: bool = False):
+    def __init__(self, info: tuple | None, creates: bool = False, keep: tuple | None = None):
         self.times: list[float | None] = []  # epoch seconds per record
         self.info = info  # (actors, resources, relation, error, principal entry); None: no resources
         self.err: _Group | None = None if info else self  # the same records with an error code, once met
         self.creates = creates  # records bring their resources into being
         self.stats: list[PairStats] | None = None  # the pairs it adds to, once it has
+        # (event_name, event_source, principal, person, resources) of create and manage records,
+        # which go to the Activity's change log one by one; None for the rest
+        self.keep = keep
 
 
 class _Fold:
@@ -313,6 +490,7 @@ class _Fold:
         self.groups: dict[tuple[int, int], _Group] = {}  # (pid, rid) -> group
         self.all_groups: list[_Group] = []  # in the order made (error twins hang on theirs)
         self.creating: set[_Group] = set()  # groups whose records create their resources (no error)
+        self.keeping: set[_Group] = set()  # groups whose records go to the change log (keep is set)
         self.times: dict[str, float | None] = {}  # eventTime -> epoch seconds
         self.minutes: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM:" -> epoch seconds
         self.pending = 0
@@ -369,12 +547,15 @@ class _Fold:
             resources = resources_cached((source, name, region, acct, req, resp, res))
             rel = relation_of(name)
             if resources:
-                rid = self.rids.get((resources, rel))
+                # Create and manage records are kept one by one with their name and source, so their
+                # groups are per name and source too (they add to the same pairs all the same).
+                rkey = (resources, rel) if rel == USE else (resources, rel, name, source)
+                rid = self.rids.get(rkey)
                 if rid is None:
-                    rid = self.rids[(resources, rel)] = len(self.rids)
+                    rid = self.rids[rkey] = len(self.rids)
             else:
                 rid = -1
-            sp = rest.by_account[acct] = _Spread(resources, rel, rid, name, rest.region)
+            sp = rest.by_account[acct] = _Spread(resources, rel, rid, name, rest.region, source)
         return sp
 
     def _group(self, pe: tuple, sp: _Spread) -> _Group:
@@ -387,9 +568,12 @@ class _Fold:
                 g = self.groups[key] = self.no_resources
                 return g
             info = (pe[1], sp.resources, sp.rel, False, pe)
-            g = self.groups[key] = _Group(info, sp.rel == CREATE)
+            keep = None if sp.rel == USE else (sp.name, sp.source, pe[4], pe[5], sp.resources)
+            g = self.groups[key] = _Group(info, sp.rel == CREATE, keep)
             if g.creates:
                 self.creating.add(g)
+            if keep is not None:
+                self.keeping.add(g)
             self.all_groups.append(g)
             act = self.act
             _pid, actors, ptype, account, _principal, _person = pe
@@ -597,19 +781,34 @@ class _Fold:
                 if type(e) is str and e:
                     g = grps[i]
                     if g.err is None:
-                        g.err = _Group((*g.info[:3], True, g.info[4]))
+                        g.err = _Group((*g.info[:3], True, g.info[4]), keep=g.keep)
+                        if g.keep is not None:
+                            self.keeping.add(g.err)
                     grps[i] = g.err
-        if not self.creating.isdisjoint(grps):  # successful creates, in record order
-            creates = list(map(_CREATES, grps))
-            creators = self.act.creators
-            for i in compress(range(n), creates):
-                t = ts[i]
-                when = t if t is not None else float("inf")
-                info = grps[i].info
-                for arn in info[1]:
-                    prev = creators.get(arn)
-                    if prev is None or when < prev[0]:
-                        creators[arn] = (when, info[4][4], info[4][5])
+        if not self.keeping.isdisjoint(grps):  # create and manage records (creating is a part of keeping)
+            idx = list(compress(range(n), map(_KEEP, grps)))
+            kept = list(map(grps.__getitem__, idx))
+            if not self.creating.isdisjoint(kept):  # successful creates, in record order
+                creators = self.act.creators
+                for i in compress(idx, map(_CREATES, kept)):
+                    t = ts[i]
+                    when = t if t is not None else float("inf")
+                    info = grps[i].info
+                    for arn in info[1]:
+                        prev = creators.get(arn)
+                        if prev is None or when < prev[0]:
+                            creators[arn] = (when, info[4][4], info[4][5])
+            log = self.act.change_log
+            ids = list(map(_EVENT_ID, map(recs.__getitem__, idx)))
+            if not all(map(_is_str, ids)):  # records without a usable eventID are left out
+                ok = list(map(_is_str, ids))
+                idx, kept, ids = list(compress(idx, ok)), list(compress(kept, ok)), list(compress(ids, ok))
+            log.ids += ids
+            log.times += map(ts.__getitem__, idx)
+            log.whats += map(_KEEP, kept)
+            log.errors += map(_error_str, map(errs.__getitem__, idx))
+            if len(log.ids) >= _CHANGE_CHUNK:
+                log.flush()
         deque(map(list.append, map(_TIMES, grps), ts), 0)
         if not self.untimed and None in ts:
             self.untimed = True
@@ -737,29 +936,63 @@ def fold_files(paths: Iterable[str | Path], act: Activity | None = None, issues:
             if progress:
                 progress(i)
         fold.flush()
+    act.change_log.seal()
     return act, issues
 
 
 _PARALLEL_BYTES = 8_000_000  # less CloudTrail than this is folded in the calling process
 _DONE_BYTES = None  # in a worker of fold_cloudtrail: the shared count of bytes folded
+_SPILL_DIR: str | None = None  # in a worker of fold_cloudtrail: where its change log goes
 
 
-def _init_worker(done) -> None:  # type: ignore[no-untyped-def]
-    global _DONE_BYTES
-    _DONE_BYTES = done
+def _init_worker(done, spill: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    global _DONE_BYTES, _SPILL_DIR
+    _DONE_BYTES, _SPILL_DIR = done, spill
+    # A forked worker inherits its parent's signal handlers; under an asyncio loop (arq's worker)
+    # SIGTERM only writes to the loop's wakeup fd, so Pool.terminate() would wait on it forever.
+    import signal
+
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
 def _fold_files(paths: list[str]) -> tuple[Activity, list[BundleIssue]]:
+    act = Activity(change_log=ChangeLog(_SPILL_DIR))
     done = _DONE_BYTES
     if done is None:
-        return fold_files(paths)
+        return fold_files(paths, act)
 
     def report(i: int) -> None:
         size = os.path.getsize(paths[i - 1])
         with done.get_lock():
             done.value += size
 
-    return fold_files(paths, progress=report)
+    return fold_files(paths, act, progress=report)
+
+
+def _fold_run(paths: list[str], spill: str, done: Any, out: str) -> None:
+    """A worker process of fold_cloudtrail: fold one run and pickle (Activity, issues), or the
+    exception that stopped it, to ``out``."""
+    _init_worker(done, spill)
+    try:
+        result: Any = _fold_files(paths)
+    except BaseException as e:  # the parent raises it
+        result = e
+    with open(out, "wb") as f:
+        pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load_run(out: str, exitcode: int) -> tuple[Activity, list[BundleIssue]]:
+    try:
+        with open(out, "rb") as f:
+            result = pickle.load(f)
+    except OSError:
+        raise RuntimeError(f"CloudTrail worker died (exit code {exitcode}) before writing its fold") from None
+    os.remove(out)
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _partition(paths: list[Path], sizes: list[int], n: int) -> list[list[str]]:
@@ -788,7 +1021,8 @@ def fold_cloudtrail(
 
     Each worker folds one run of consecutive files (see :func:`_partition`) and counts the bytes
     it is through in a shared counter, which is what ``progress`` hears; the runs' Activities are
-    merged in file order.
+    merged in file order. Above ``_PARALLEL_BYTES`` the change log goes to files in a temporary
+    directory that lives as long as the Activity (workers write them; see the module docstring).
     """
     paths = list(paths)
     act = Activity()
@@ -797,22 +1031,40 @@ def fold_cloudtrail(
     sizes = [p.stat().st_size for p in paths]
     total = sum(sizes)
     workers = min(workers or os.cpu_count() or 1, len(paths))
+    if total >= _PARALLEL_BYTES:
+        act.change_log.own(tempfile.mkdtemp(prefix="costdna-changes-"))
     if workers <= 1 or total < _PARALLEL_BYTES:
         fold_files(paths, act, issues, (lambda i: progress(i / len(paths))) if progress else None)
         return act
     runs = _partition(paths, sizes, workers)
     ctx = mp.get_context("fork")
     done = ctx.Value("q", 0)
-    with ctx.Pool(len(runs), initializer=_init_worker, initargs=(done,)) as pool:
-        results = pool.imap(_fold_files, runs)
+    spill = act.change_log.spill
+    assert spill is not None
+    outs = [os.path.join(spill, f"run-{i}.pickle") for i in range(len(runs))]
+    # One process per run, which exits as soon as its fold is written out: a pool's idle worker
+    # would keep its whole heap until the last run is done.
+    procs = [ctx.Process(target=_fold_run, args=(run, spill, done, out), daemon=True)
+             for run, out in zip(runs, outs, strict=True)]
+    try:
+        for pr in procs:
+            pr.start()
         merged, said = 0, -1
         while merged < len(runs):
-            with suppress(mp.TimeoutError):
-                part, errs = results.next(timeout=0.25)
+            pr = procs[merged]
+            pr.join(timeout=0.25)
+            if pr.exitcode is not None:
+                part, errs = _load_run(outs[merged], pr.exitcode)
                 act.merge(part)  # in file order, while the later runs are still folding
                 issues.extend(errs)
+                del part
                 merged += 1
             if progress and done.value != said:
                 said = done.value
                 progress(min(1.0, said / total))
+    finally:
+        for pr in procs:
+            if pr.is_alive():
+                pr.terminate()
+            pr.join()
     return act

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from engine.activity import Activity, fold_cloudtrail
 from engine.arns import parse_arn, resource_kind, short_id
 from engine.records import BundleError, BundleIssue, Deploy, Interface, Principal, Resource
+from engine.sources.files import release_memory
 
 Progress = Callable[[str, float], None]
 
@@ -79,8 +80,10 @@ def _daily(t: pa.Table) -> tuple[pa.Table, float, pa.Table]:
     att = t.filter(pc.invert(no_res))
     day = pc.cast(pc.floor(pc.divide(pc.cast(pc.cast(att.column("start"), pa.int64()), pa.float64()), 86400.0)),
                   pa.int64())
+    # One thread: threads sum a group's line items in an order that varies from run to run, and the
+    # rounding noise of a flat cost series is what its variation and autocorrelation features see.
     daily = pa.table({"resource": att.column("resource"), "day": day, "cost": att.column("cost")}).group_by(
-        ["resource", "day"]).aggregate([("cost", "sum")])
+        ["resource", "day"], use_threads=False).aggregate([("cost", "sum")])
     return daily, total, unattr
 
 
@@ -93,7 +96,7 @@ def _aggregate_costs(parts: list[tuple[pa.Table, float, pa.Table]], rows: int, t
     unattributable = float(pc.sum(unattr.column("cost")).as_py() or 0.0) if unattr.num_rows else 0.0
     by_service: dict[str, float] = {}
     if unattr.num_rows:
-        g = unattr.group_by("service").aggregate([("cost", "sum")])
+        g = unattr.group_by("service", use_threads=False).aggregate([("cost", "sum")])
         by_service = {str(s or "other"): float(v) for s, v in zip(g.column("service").to_pylist(), g.column("cost_sum").to_pylist(), strict=True)}
     g = pa.concat_tables([p[0] for p in parts])
     res = g.column("resource").to_numpy(zero_copy_only=False)
@@ -195,6 +198,8 @@ def load_bundle(root: Path | str, *, strict: bool = False, workers: int | None =
         del cf
         say("cost", (i + 1) / len(files))
     costs = _aggregate_costs(parts, rows, cost_tags, formats, currency)
+    del parts
+    release_memory()  # a cost file read takes hundreds of MB that Arrow's pool would otherwise keep
     seconds["cost"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

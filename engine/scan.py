@@ -18,6 +18,7 @@ import numpy as np
 from engine.bundle import Bundle, load_bundle
 from engine.graph import OwnershipGraph, build_graph
 from engine.model import ModelConfig, Prediction, fit_predict, relation_names
+from engine.sources.files import release_memory
 from engine.tagrules import TagRules
 
 CONFIDENT = 0.70  # "attributable" means a predicted owner at or above this confidence
@@ -85,8 +86,14 @@ def scan_bundle(
     strict: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    keep_activity: bool = False,
 ) -> ScanResult:
-    """Scan one bundle. ``extra_labels`` (arn -> team) are human labels; they win over tags."""
+    """Scan one bundle. ``extra_labels`` (arn -> team) are human labels; they win over tags.
+
+    Once the graph is built, a bundle loaded here keeps in ``bundle.activity`` only its counts, time
+    span and ``changes`` (see ``Activity.release``), unless ``keep_activity``: the model then trains
+    without the fold's hundreds of MB beside it. A ``Bundle`` passed in is left whole.
+    """
     say = progress or (lambda stage, frac: None)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -110,6 +117,9 @@ def scan_bundle(
     t0 = time.perf_counter()
     graph = build_graph(bundle, arns) if arns else None
     seconds["graph"] = time.perf_counter() - t0
+    if not keep_activity and not isinstance(root, Bundle):  # a Bundle passed in is the caller's to keep
+        bundle.activity.release()
+        release_memory()
     prediction = None
     missing: list[str] = []
     has_links = graph is not None and bool(relation_names(graph))

@@ -96,6 +96,9 @@ def assert_same(fused: Activity, folded: Activity) -> None:
             ps.count, ps.errors, ps.first, ps.last, ps.time_sum, ps.timed), key
     for name in ("event_names", "regions", "actor_kinds", "actor_accounts", "creators"):
         assert list(getattr(fused, name)) == list(getattr(folded, name)), name
+    # The same create and manage events, in the same order.
+    assert fused.changes.schema == folded.changes.schema == activity.CHANGE_SCHEMA
+    assert fused.changes.to_pylist() == folded.changes.to_pylist()
 
 
 def check(paths, default_region=None) -> tuple[Activity, list]:
@@ -258,3 +261,83 @@ def test_fold_cloudtrail_in_workers_matches_events(shared_data, monkeypatch):
     assert issues == want and seen == sorted(seen) and seen[-1] == 1.0
     runs = activity._partition(paths, [p.stat().st_size for p in paths], 2)
     assert [p for r in runs for p in r] == [str(p) for p in paths] and len(runs) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Activity.changes: the create and manage events, with their CloudTrail eventID.
+
+
+def test_changes_keep_create_and_manage_events_with_their_ids(tmp_path):
+    sso = {"type": "AssumedRole", "accountId": ACCT,
+           "arn": f"arn:aws:sts::{ACCT}:assumed-role/AWSReservedSSO_Dev_1/ana@corp"}
+    fn = f"arn:aws:lambda:us-east-1:{ACCT}:function:f"
+    recs = [
+        rec("CreateFunction20150331", t="2024-05-01T09:00:00Z", eventID="e-create"),
+        rec("Invoke", eventID="e-use"),  # data plane: not a change
+        rec("UpdateFunctionCode20150331v2", t="2024-05-01T10:00:00Z", eventID="e-update"),
+        rec("UpdateFunctionConfiguration20150331v2", t="2024-05-01T10:00:01Z", eventID="e-denied",
+            errorCode="AccessDenied", userIdentity=sso),
+        rec("UpdateFunctionCode20150331v2", eventID=None),  # no id: left out
+        rec("UpdateFunctionCode20150331v2", eventID=""),
+        rec("DeleteFunction20150331", t="redacted", eventID="e-delete"),
+        rec("ListFunctions", requestParameters=None, eventID="e-list"),  # no resource: left out
+        rec("UpdateFunctionCode20150331v2", t="2024-05-01T10:00:00Z", eventID="e-update"),  # kept twice
+    ]
+    act, _ = check([write(tmp_path, "a.json", orjson.dumps({"Records": recs}))])
+    rows = act.changes.to_pylist()
+    assert [r["event_id"] for r in rows] == ["e-create", "e-update", "e-denied", "e-delete", "e-update"]
+    assert rows[0] == {"event_id": "e-create", "time": 1714554000.0, "event_name": "CreateFunction20150331",
+                       "event_source": "lambda.amazonaws.com", "principal": "role:ci", "person": None,
+                       "resources": [fn], "error_code": None}
+    assert rows[2]["principal"] == "role:AWSReservedSSO_Dev_1" and rows[2]["person"] == "ana@corp"
+    assert rows[2]["error_code"] == "AccessDenied" and rows[2]["event_name"].startswith("UpdateFunctionConf")
+    assert rows[3]["time"] is None
+    assert act.pairs[(fn, "role:ci", MANAGE)].count == 5  # splitting groups by event name changes no count
+
+
+def test_changes_come_from_real_cloudtrail_on_both_paths(shared_data):
+    act, _ = check(invictus_files(shared_data)[:40])
+    t = act.changes
+    assert t.num_rows > 0 and t.column("event_id").null_count == 0
+    names = set(t.column("event_name").to_pylist())
+    assert all(relation_of(n) in (CREATE, MANAGE) for n in names)
+    # Every kept id is the eventID of a record, and every create or manage record naming a resource is kept.
+    want = []
+    for p in invictus_files(shared_data)[:40]:
+        want += [e.event_id for e in read_cloudtrail_file(p, []) if e.resources and e.event_id
+                 and relation_of(e.event_name) != USE]
+    assert t.column("event_id").to_pylist() == want
+
+
+def test_changes_merge_in_order():
+    a, b = Activity(), Activity()
+    a.add(ev("UpdateFunctionCode", t=1.0))
+    a.add(ev("Invoke", t=2.0))
+    b.add(ev("CreateFunction20150331", t=3.0))
+    b.add(ev("DeleteFunction", t=4.0, err="AccessDenied"))
+    a.merge(b)
+    a.add(ev("TagResource", t=5.0))
+    t = a.changes
+    assert t.column("event_id").to_pylist() == ["UpdateFunctionCode1.0", "CreateFunction201503313.0",
+                                                "DeleteFunction4.0", "TagResource5.0"]
+    assert t.column("error_code").to_pylist() == [None, None, "AccessDenied", None]
+    assert t.column("resources").to_pylist() == [[FN]] * 4
+    assert len(a.change_log) == 4 and sum(b.num_rows for b in a.iter_changes()) == 4
+
+
+def test_changes_of_workers_spill_to_files_removed_with_the_activity(shared_data, monkeypatch):
+    import gc
+    import os
+
+    monkeypatch.setattr(activity, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(activity, "_CHANGE_CHUNK", 100)
+    paths = synthetic_files(shared_data)[:60]
+    folded, _ = by_events(paths)
+    act = fold_cloudtrail(paths, [], workers=2)
+    spill = act.change_log.spill
+    assert spill and all(isinstance(p, str) and p.startswith(spill) for p in act.change_log.parts)
+    assert len(act.change_log.parts) == 2  # one file per worker
+    assert act.changes.to_pylist() == folded.changes.to_pylist() and act.changes.num_rows > 100
+    del act
+    gc.collect()
+    assert not os.path.exists(spill)

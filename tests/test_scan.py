@@ -266,3 +266,20 @@ def test_human_label_with_a_new_team(tiny_scan, fast_model_config) -> None:
     for i, r in enumerate(result.rows):
         if r.tag_team:
             assert result.classes[result.labels[i]] == r.tag_team
+
+
+def test_scan_releases_the_fold_before_training_and_predicts_the_same(tiny_org: Path, tiny_scan, fast_model_config,
+                                                                        torch_one_thread) -> None:
+    """A bundle loaded by the scan drops its folded CloudTrail after the graph; a Bundle passed in
+    (tiny_scan's) stays whole. Predictions do not change, counts and changes stay."""
+    result = scan_bundle(tiny_org / "bundle", config=fast_model_config, workers=1)
+    kept = scan_bundle(tiny_org / "bundle", config=fast_model_config, workers=1, keep_activity=True)
+    act = result.bundle.activity
+    assert act.released and not act.pairs and not act.hours
+    assert act.records == tiny_scan.bundle.activity.records > 0
+    assert act.changes.num_rows == tiny_scan.bundle.activity.changes.num_rows > 0
+    assert not kept.bundle.activity.released and kept.bundle.activity.pairs
+    assert not tiny_scan.bundle.activity.released and tiny_scan.bundle.activity.pairs
+    assert [r.csv_row() for r in result.rows] == [r.csv_row() for r in kept.rows] == [
+        r.csv_row() for r in tiny_scan.rows]
+    assert result.summary["sources"] == tiny_scan.summary["sources"]

@@ -448,8 +448,8 @@ class _FastFile(msgspec.Struct):
 
 
 class FoldRecord(msgspec.Struct):
-    """A record as engine.activity's fused fold reads it: its fields still raw JSON, but for the time
-    and the error code. The raw bytes of the first eight, joined, key a cache of everything derived
+    """A record as engine.activity's fused fold reads it: its fields still raw JSON, but for the time,
+    the error code and the event id. The raw bytes of the first eight, joined, key a cache of everything derived
     from them; they are decoded (with :func:`raw_str`) only when that cache misses.
     """
 
@@ -463,6 +463,7 @@ class FoldRecord(msgspec.Struct):
     resources: msgspec.Raw = msgspec.Raw()
     eventTime: Any = None
     errorCode: Any = None
+    eventID: Any = None  # kept for create and manage events (Activity.changes); not part of the cache key
 
 
 def raw_str(raw: Any) -> str | None:
