@@ -108,13 +108,24 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of the report")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="fail on any malformed input file")] = False,
     workers: Annotated[int | None, typer.Option(help="parser processes (default: all cores)")] = None,
+    account: Annotated[str | None, typer.Option(help="scan a configured account and store the results")] = None,
+    enqueue: Annotated[bool, typer.Option("--enqueue", help="with --account: hand the scan to `costdna worker`")] = False,
 ) -> None:
-    """Scan a bundle: inventory, spend, and the inferred owner of every resource."""
+    """Scan a bundle: inventory, spend, and the inferred owner of every resource.
+
+    With --bundle or --synthetic the scan runs here and stores nothing; with --account (or no source
+    at all: the only configured account, a synthetic demo account on first use) it is stored.
+    """
     from engine.records import BundleError
     from engine.scan import scan_bundle, write_predictions
 
-    if bool(bundle) == synthetic:
-        _fail("give exactly one of --bundle DIR or --synthetic")
+    if sum(map(bool, (bundle, synthetic, account))) > 1:
+        _fail("give one of --bundle DIR, --synthetic or --account NAME")
+    if enqueue and (bundle or synthetic):
+        _fail("--enqueue works with stored accounts: use --account NAME")
+    if not (bundle or synthetic):
+        _run(_scan_account(account, enqueue, as_json, out_csv))
+        return
     root = synthetic_bundle(seed, quiet=as_json) / "bundle" if synthetic else bundle
     try:
         with stage_progress(not as_json) as cb:
@@ -208,29 +219,233 @@ def learn(
 
 @app.command()
 def demo(
-    seed: Annotated[int, typer.Option()] = 0,
     seeds: Annotated[int, typer.Option(help="seeds for the closing benchmark")] = 2,
 ) -> None:
-    """Generate an org, scan it, print the summary and a short benchmark."""
+    """Scan the synthetic demo account (SQLite, in-process jobs), show status and a short benchmark."""
     from engine.evaluate import benchmark_orgs
-    from engine.scan import scan_bundle, write_predictions
 
     t0 = time.perf_counter()
-    out.rule("[bold]costdna demo[/]: a synthetic organisation, scanned")
-    root = synthetic_bundle(seed)
-    out.print(f"synthetic org in [bold]{root}[/] (CloudTrail, CUR 2.0, tagging API, IAM, ENIs, flow logs, deploys)")
-    with stage_progress() as cb:
-        result = scan_bundle(root / "bundle", rules=_rules(), progress=cb)
-    terminal.print_summary(out, result)
-    csv_path = root / "predictions.csv"
-    write_predictions(result.rows, csv_path)
+    settings = get_settings()
+    from storage.db import redact
+
+    out.rule("[bold]costdna demo[/]: a synthetic organisation, scanned and stored")
+    out.print(f"database [bold]{redact(settings.db_url())}[/]; jobs "
+              f"{'in-process' if not settings.redis_url else 'in-process (this command does not use REDIS_URL)'}")
+    csv_path = settings.data_dir / "demo-predictions.csv"
+    _run(_scan_account("demo", False, False, csv_path))
     out.print(f"predictions: [bold]{csv_path}[/]")
+    status()
     out.rule("[bold]benchmark[/]: accuracy on resources whose owner was hidden from training")
     roots = [synthetic_bundle(s) for s in range(seeds)]
     with stage_progress() as cb:
         report = benchmark_orgs(roots, rules=_rules(), progress=cb)
     terminal.print_benchmark(out, report)
     out.print(f"[dim]demo finished in {time.perf_counter() - t0:.0f}s[/]")
+
+
+# -- accounts, stored scans, workers, status -------------------------------------------------------
+
+accounts_app = typer.Typer(no_args_is_help=True, help="Cloud accounts costdna scans.")
+app.add_typer(accounts_app, name="accounts")
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    """Run a coroutine; storage and job errors become one clear line, not a traceback."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage import repo
+
+    try:
+        return asyncio.run(coro)
+    except (repo.NotFound, repo.Conflict, ValueError) as e:
+        _fail(str(e))
+    except (SQLAlchemyError, OSError) as e:
+        from storage.db import redact
+
+        _fail(f"database {redact(get_settings().db_url())}: {type(e).__name__}: {str(e).splitlines()[0]}")
+
+
+async def _database():  # type: ignore[no-untyped-def]
+    from storage.db import Database
+
+    return await Database(get_settings().db_url()).init()
+
+
+@accounts_app.command("add")
+def accounts_add(
+    name: Annotated[str, typer.Argument(help="a short name for the account")],
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="a generated organisation")] = False,
+    bundle: Annotated[Path | None, typer.Option(help="a directory of export files")] = None,
+    aws: Annotated[bool, typer.Option("--aws", help="a live AWS account, read through a role")] = False,
+    role_arn: Annotated[str | None, typer.Option(help="with --aws: the read-only role to assume")] = None,
+    external_id: Annotated[str | None, typer.Option(help="with --aws: the role's ExternalId")] = None,
+    regions: Annotated[list[str] | None, typer.Option(help="with --aws: regions to read (repeatable)")] = None,
+    seed: Annotated[int, typer.Option(help="with --synthetic: seed")] = 0,
+    teams: Annotated[int, typer.Option(help="with --synthetic: teams")] = 6,
+    resources_per_team: Annotated[int, typer.Option(help="with --synthetic: resources per team")] = 40,
+) -> None:
+    """Add an account: --synthetic | --bundle DIR | --aws --role-arn ARN."""
+    from jobs.accounts import ScanInputError, check_bundle_dir
+    from storage import repo
+
+    if sum(map(bool, (synthetic, bundle, aws))) != 1:
+        _fail("give exactly one of --synthetic, --bundle DIR or --aws --role-arn ARN")
+    if bundle:
+        bundle = bundle.expanduser().resolve()
+        try:
+            check_bundle_dir(bundle)
+        except ScanInputError as e:
+            _fail(str(e))
+    kind = "synthetic" if synthetic else "bundle" if bundle else "aws"
+
+    async def go():  # type: ignore[no-untyped-def]
+        db = await _database()
+        try:
+            async with db.session() as s:
+                return await repo.add_account(
+                    s, name, kind, bundle_path=str(bundle) if bundle else None, role_arn=role_arn,
+                    external_id=external_id, regions=regions or [], actor="cli",
+                    options={"seed": seed, "teams": teams, "resources_per_team": resources_per_team}
+                    if synthetic else {})
+        finally:
+            await db.close()
+
+    acct = _run(go())
+    out.print(f"added {acct.kind} account [bold]{acct.name}[/]; scan it with `costdna scan --account {acct.name}`")
+
+
+@accounts_app.command("list")
+def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The configured accounts."""
+    from storage import repo
+
+    async def go():  # type: ignore[no-untyped-def]
+        db = await _database()
+        try:
+            async with db.session() as s:
+                return [{"name": a.name, "kind": a.kind, "source": a.bundle_path or a.role_arn or "",
+                         "regions": a.regions, "status": a.status, "status_reason": a.status_reason}
+                        for a in await repo.list_accounts(s)]
+        finally:
+            await db.close()
+
+    rows = _run(go())
+    if as_json:
+        out.print_json(json.dumps(rows))
+    else:
+        terminal.print_accounts(out, rows)
+
+
+async def _scan_account(name: str | None, enqueue: bool, as_json: bool, out_csv: Path | None) -> None:
+    from jobs.control import request_scan
+    from jobs.notify import Fanout, log_notifier
+    from jobs.queue import open_queue
+    from jobs.worker import job_context
+    from storage import repo
+
+    settings = get_settings()
+    if enqueue and not settings.redis_url:
+        _fail("--enqueue needs REDIS_URL (a Redis that `costdna worker` processes listen on); "
+              "without it, leave out --enqueue and the scan runs here")
+    with stage_progress(not as_json and not enqueue) as bar:
+        async def show(kind: str, **p) -> None:  # type: ignore[no-untyped-def]
+            if kind == "scan.progress":
+                bar("scan", p["progress"] / 100)
+
+        ctx = await job_context(settings, notify=Fanout(log_notifier, show))
+        db = ctx["db"]
+        try:
+            if enqueue:
+                from jobs.queue import ArqQueue
+
+                queue = await ArqQueue.connect(settings.redis_url, settings.queue_name)
+            else:
+                settings_local = settings.model_copy(update={"redis_url": None})
+                queue = await open_queue(settings_local, ctx)
+            try:
+                scan = await request_scan(db, queue, name, requested_by="cli", in_process=not enqueue,
+                                          stale_after_s=settings.job_timeout + 60)
+                if not enqueue:
+                    await queue.join()
+            finally:
+                await queue.close()
+            async with db.session() as s:
+                scan = await repo.get_scan(s, scan.id)
+                account = await repo.get_account(s, scan.account_id)
+                rows = await repo.predictions(s, scan.id) if out_csv and scan.status == "succeeded" else []
+        finally:
+            await db.close()
+    if enqueue:
+        out.print(f"scan #{scan.id} of [bold]{account.name}[/] queued; follow it with `costdna status`")
+        return
+    if scan.status != "succeeded":
+        _fail(f"scan #{scan.id} of {account.name} failed: {scan.error or scan.status}")
+    if out_csv:
+        terminal.write_stored_predictions(rows, out_csv)
+    if as_json:
+        out.print_json(json.dumps({"scan_id": scan.id, "account": account.name, **scan.summary}))
+    else:
+        terminal.print_summary(out, scan.summary)
+        out.print(f"[dim]scan #{scan.id} of {account.name} stored: {scan.counts}[/]")
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option("--burst", help="exit once the queue is empty")] = False,
+) -> None:
+    """Run an arq worker: takes scans, retrains and tag writes from REDIS_URL's queue."""
+    import logging
+
+    from arq.worker import create_worker
+
+    from jobs.worker import worker_settings
+
+    settings = get_settings()
+    if not settings.redis_url:
+        _fail("`costdna worker` needs REDIS_URL; without Redis, `costdna scan --account NAME` runs jobs in-process")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    create_worker(worker_settings(settings), burst=burst).run()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(envvar="PORT", help="port (default: $PORT or 8080)")] = 8080,
+) -> None:
+    """The web process: health and status endpoints (chat adapters mount their routes here)."""
+    import logging
+
+    from aiohttp import web
+
+    from bot.web import make_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(make_app(get_settings()), host=host, port=port, print=lambda m: console.print(m))
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False) -> None:
+    """Accounts, their last scans (status and progress), label and change-set counts."""
+    from jobs.control import resolve_account
+    from storage import repo
+
+    async def go():  # type: ignore[no-untyped-def]
+        db = await _database()
+        try:
+            async with db.session() as s:
+                if not await repo.list_accounts(s):
+                    await resolve_account(s, None)  # the demo account, on first use
+                return await repo.status_report(s)
+        finally:
+            await db.close()
+
+    report = _run(go())
+    if as_json:
+        out.print_json(json.dumps(report, default=str))
+    else:
+        terminal.print_status(out, report)
 
 
 def main() -> None:

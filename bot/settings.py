@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,24 @@ class Settings(BaseSettings):
     tag_rules: Path | None = Field(default=None, description="YAML file with owner-tag keys and value rewrites")
     workers: int | None = Field(default=None, description="processes for parsing CloudTrail (default: all cores)")
     seed: int = Field(default=0, description="seed for the synthetic org and model training")
+    # Storage and jobs. These two keep their conventional names (no COSTDNA_ prefix).
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "COSTDNA_DATABASE_URL"),
+        description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/costdna.db")
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "COSTDNA_REDIS_URL"),
+        description="arq's Redis; without it jobs run in-process")
+    secret_key: SecretStr | None = Field(
+        default=None, description="key that encrypts stored chat tokens; default: a key file in data_dir")
+    api_token: SecretStr | None = Field(default=None, description="bearer token for the web process's /status")
+    queue_name: str = Field(default="costdna", description="arq queue name")
+    job_timeout: int = Field(default=3600, description="seconds a job may run before it is cancelled")
+    job_tries: int = Field(default=3, description="attempts per job on transient errors")
+
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'costdna.db'}"
 
 
 @lru_cache(maxsize=1)

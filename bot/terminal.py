@@ -20,7 +20,8 @@ def print_synth(out: Console, s) -> None:
 
 
 def print_summary(out: Console, result) -> None:
-    s = result.summary
+    """A scan's executive summary; ``result`` is a ScanResult or a stored summary dict."""
+    s = result if isinstance(result, dict) else result.summary
     total = s["total_cost_usd"] or 0.0
     pct = (lambda v: f" ({100 * v / total:.0f}%)") if total else (lambda v: "")
     lines = [
@@ -115,3 +116,65 @@ def print_curve(out: Console, curve, method: str) -> None:
     for p in curve:
         t.add_row(str(p.round), str(p.n_labels), f"{p.accuracy:.1%}", f"{p.cost_weighted_accuracy:.1%}")
     out.print(t)
+
+
+def print_accounts(out: Console, rows: list[dict]) -> None:
+    if not rows:
+        out.print("no accounts yet: `costdna accounts add NAME --synthetic | --bundle DIR | --aws --role-arn ARN`")
+        return
+    t = Table(title="accounts")
+    for col in ("name", "kind", "source", "status"):
+        t.add_column(col)
+    for r in rows:
+        st = r["status"] + (f": {r['status_reason']}" if r["status_reason"] else "")
+        t.add_row(r["name"], r["kind"], r["source"], st)
+    out.print(t)
+
+
+def _bar(pct: float, width: int = 12) -> str:
+    done = int(round(width * pct / 100))
+    return "█" * done + "░" * (width - done) + f" {pct:.0f}%"
+
+
+def print_status(out: Console, report: dict) -> None:
+    t = Table(title="costdna status")
+    for col in ("account", "kind", "last scan", "resources", "attributable", "labels", "change sets"):
+        t.add_column(col, no_wrap=col in ("account", "last scan"))
+    problems = []
+    for a in report["accounts"]:
+        sc = a["last_scan"]
+        if sc is None:
+            last, res, attr = "never scanned", "", ""
+        else:
+            last = f"#{sc['id']} {sc['status']}"
+            if sc["status"] in ("queued", "running"):
+                last += f" {_bar(sc['progress'], 8)} {sc['stage']}"
+            res = f"{sc['resources']:,}" if sc["resources"] is not None else ""
+            attr = _usd(sc["attributable_cost_usd"]) if sc["attributable_cost_usd"] is not None else ""
+            if sc["error"]:
+                problems.append(f"[red]{a['name']}[/] scan #{sc['id']}: {sc['error']}")
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(a["labels"].items())) or "—"
+        sets = ", ".join(f"{k} {v}" for k, v in sorted(a["change_sets"].items())) or "—"
+        t.add_row(a["name"], a["kind"], last, res, attr, labels, sets)
+    out.print(t)
+    for p in problems:
+        out.print(p)
+    out.print(f"open alerts: {report['open_alerts']}")
+
+
+def write_stored_predictions(rows: list, path) -> None:
+    """predictions.csv (the engine's column contract) from stored prediction rows."""
+    import csv
+    from pathlib import Path
+
+    from engine.scan import PREDICTION_COLUMNS
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=PREDICTION_COLUMNS)
+        w.writeheader()
+        for p in rows:
+            w.writerow({"resource_id": p.resource_id, "arn": p.arn, "type": p.type, "predicted_team": p.team,
+                        "confidence": f"{p.confidence:.4f}", "tag_team": p.tag_team,
+                        "tag_conflict": int(p.tag_conflict), "anomaly_score": f"{p.anomaly_score:.4f}",
+                        "monthly_cost_usd": f"{p.monthly_cost_usd:.4f}"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,7 +88,77 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     env = {"COSTDNA_DATA_DIR": str(tmp_path / "data"), "COSTDNA_WORKERS": "1"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.delenv("COSTDNA_TAG_RULES", raising=False)
+    for var in ("COSTDNA_TAG_RULES", "DATABASE_URL", "REDIS_URL", "COSTDNA_DATABASE_URL", "COSTDNA_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)  # the default: SQLite in the data dir, in-process jobs
     get_settings.cache_clear()
     yield env
     get_settings.cache_clear()
+
+
+# ------------------------------------------------------------------------------------------------
+# Real PostgreSQL and Redis on this machine. Unreachable: skip with the reason, except under CI=true,
+# where CI runs beside them and an unreachable one is a failure.
+
+PG_ADMIN_URL = os.environ.get("COSTDNA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("COSTDNA_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def _unavailable(what: str, err: BaseException) -> None:
+    msg = f"{what} is not reachable ({type(err).__name__}: {err})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{msg}; under CI=true integration tests need it", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (asyncpg URL), dropped afterwards."""
+    import asyncio
+    import uuid
+
+    try:
+        import asyncpg
+    except ImportError as e:  # pragma: no cover
+        _unavailable("asyncpg", e)
+    name = f"costdna_t_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as e:
+        _unavailable(f"PostgreSQL at {PG_ADMIN_URL}", e)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    yield f"{base}/{name}"
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'costdna.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs on both back ends."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Redis database 15, flushed before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
+    try:
+        client.flushdb()
+    except redis.RedisError as e:
+        _unavailable(f"Redis at {REDIS_TEST_URL}", e)
+    yield REDIS_TEST_URL
+    client.flushdb()
+    client.close()

@@ -121,8 +121,10 @@ def test_synthetic_org_is_cached(cli_env: dict[str, str]) -> None:
     assert other != first
 
 
-@pytest.mark.parametrize("args", [[], ["--bundle", "{bundle}", "--synthetic"]], ids=["neither", "both"])
-def test_scan_needs_exactly_one_source(runner: CliRunner, tiny_org: Path, args: list[str]) -> None:
+# No source at all scans the default stored account (tests/test_cli_accounts.py).
+@pytest.mark.parametrize("args", [["--bundle", "{bundle}", "--synthetic"], ["--synthetic", "--account", "x"]],
+                         ids=["bundle+synthetic", "synthetic+account"])
+def test_scan_needs_at_most_one_source(runner: CliRunner, tiny_org: Path, args: list[str]) -> None:
     args = [a.format(bundle=tiny_org / "bundle") for a in args]
     res = runner.invoke(app, ["scan", *args])
     assert res.exit_code != 0

@@ -1,0 +1,70 @@
+"""arq worker: ``costdna worker`` (or ``arq jobs.worker.WorkerSettings``) runs the job functions
+against ``REDIS_URL``; any number of workers on any number of machines share the queue.
+
+Results are not kept (``keep_result = 0``): the database holds every outcome, and a job id is free
+again as soon as its job ends, so the next scan of an account can be enqueued at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.worker import Function, func
+
+from bot.settings import Settings, get_settings
+from jobs import tasks
+from jobs.notify import Fanout, log_notifier
+
+
+def functions(settings: Settings) -> list[Function]:
+    return [
+        func(tasks.scan_account, timeout=settings.job_timeout, max_tries=settings.job_tries),
+        func(tasks.retrain, timeout=settings.job_timeout, max_tries=settings.job_tries),
+        # Never longer than job_timeout: arq takes a dead worker's jobs back only after the longest
+        # function timeout (+10 s), so a fixed 600 s here would hold every scan that long.
+        func(tasks.apply_tag_changes, timeout=min(600, settings.job_timeout), max_tries=settings.job_tries),
+    ]
+
+
+async def job_context(settings: Settings, notify: Any = None) -> dict[str, Any]:
+    """What every task finds in ``ctx``: the settings, a migrated database and a notifier."""
+    from storage.db import Database
+
+    return {"settings": settings, "db": await Database(settings.db_url()).init(),
+            "notify": notify or Fanout(log_notifier)}
+
+
+async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None:
+    from jobs.queue import ArqQueue
+
+    settings = settings or get_settings()
+    ctx.update(await job_context(settings))
+    ctx["queue"] = ArqQueue(ctx["redis"], settings.queue_name)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if "db" in ctx:
+        await ctx["db"].close()
+
+
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    return {
+        "functions": functions(settings),
+        "on_startup": functools.partial(startup, settings=settings),  # the settings given, not the environment's
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379"),
+        "queue_name": settings.queue_name,
+        "keep_result": 0,
+        "max_jobs": 4,
+        "job_timeout": settings.job_timeout,
+        "max_tries": settings.job_tries,
+        "health_check_interval": 30,
+    }
+
+
+class WorkerSettings:
+    """For ``arq jobs.worker.WorkerSettings``; ``costdna worker`` builds the same from the environment."""
+
+    locals().update(worker_settings(get_settings()))

@@ -1,0 +1,296 @@
+"""The tables costdna keeps: what survives restarts, shared by the bot, the workers and the CLI.
+
+SQLAlchemy 2 declarative models, one class per table. Every schema change is an additive Alembic
+migration (``storage/migrations``). Types are portable between SQLite and PostgreSQL: JSON columns,
+timezone-aware datetimes stored in UTC, text keys. Resources are keyed per account by canonical ARN,
+the key the engine uses everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations can refer to them on both back ends.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# An id column that is BIGINT on PostgreSQL and the rowid alias on SQLite (which autoincrements
+# only an INTEGER PRIMARY KEY).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on both back ends (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+
+
+# -- chat side ----------------------------------------------------------------------------------
+
+
+class Workspace(Base):
+    """A Slack team, a Discord guild or the local console: where settings and approvers live."""
+
+    __tablename__ = "workspaces"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))  # slack | discord | console
+    external_id: Mapped[str] = mapped_column(String(64))  # team id / guild id
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # digest_channel, digest_hour (0-23 UTC), approvers (platform user ids), governance_mode
+    # ("approve" = every tag write needs an approver's click; "off" = never write tags)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Installation(Base):
+    """A bot installation; the token is Fernet-encrypted (``storage.crypto``), never stored plain."""
+
+    __tablename__ = "installations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    bot_user_id: Mapped[str] = mapped_column(String(64), default="")
+    installer_user_id: Mapped[str] = mapped_column(String(64), default="")
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    installed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# -- cloud side ---------------------------------------------------------------------------------
+
+
+class Account(Base):
+    """A cloud account to scan: a synthetic org, a bundle directory, or a live AWS account."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # synthetic | bundle | aws
+    workspace_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id"), default=None)
+    bundle_path: Mapped[str | None] = mapped_column(Text, default=None)  # bundle dir (synthetic: generated)
+    role_arn: Mapped[str | None] = mapped_column(Text, default=None)
+    external_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    regions: Mapped[list[Any]] = mapped_column(default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)  # synthetic: seed, teams, ...
+    status: Mapped[str] = mapped_column(String(16), default="new")  # new | ok | error
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Scan(Base):
+    """One scan of an account, from queued to succeeded or failed, with its live stage and progress."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | succeeded | failed
+    stage: Mapped[str] = mapped_column(String(32), default="")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..100 over the whole scan
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    requested_by: Mapped[str] = mapped_column(String(100), default="")
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # resources, events, cost_days, predictions
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)  # engine.scan.summarize output
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Resource(Base):
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("account_id", "arn"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    arn: Mapped[str] = mapped_column(Text)
+    resource_id: Mapped[str] = mapped_column(Text)  # the short id people use
+    type: Mapped[str] = mapped_column(String(64), default="")
+    region: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Event(Base):
+    """A CloudTrail management event (create/administer) kept as evidence; data-plane traffic is
+    only folded into counts. Keyed by CloudTrail's eventID: ingesting a file twice adds nothing."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("account_id", "event_id"), Index("ix_events_account_time", "account_id", "time"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime | None] = mapped_column(default=None)
+    event_name: Mapped[str] = mapped_column(String(128), default="")
+    event_source: Mapped[str] = mapped_column(String(128), default="")
+    principal: Mapped[str] = mapped_column(Text, default="")
+    person: Mapped[str | None] = mapped_column(Text, default=None)
+    resources: Mapped[list[Any]] = mapped_column(default=list)  # canonical ARNs
+    error_code: Mapped[str | None] = mapped_column(String(128), default=None)
+
+
+class DailyCost(Base):
+    __tablename__ = "daily_costs"
+    __table_args__ = (UniqueConstraint("account_id", "arn", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    arn: Mapped[str] = mapped_column(Text)
+    day: Mapped[date] = mapped_column(Date)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("scan_id", "arn"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id"))
+    arn: Mapped[str] = mapped_column(Text)
+    resource_id: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(64), default="")
+    team: Mapped[str] = mapped_column(String(100), default="")  # "" when it fits no team
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    runner_up: Mapped[str] = mapped_column(String(100), default="")
+    runner_up_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)  # team -> p (top few)
+    tag_team: Mapped[str] = mapped_column(String(100), default="")
+    tag_conflict: Mapped[bool] = mapped_column(default=False)
+    anomaly_score: Mapped[float] = mapped_column(Float, default=0.0)
+    monthly_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Label(Base):
+    """An owner label. History is kept: a new label supersedes the previous one, which stays."""
+
+    __tablename__ = "labels"
+    __table_args__ = (Index("ix_labels_account_arn", "account_id", "arn"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    arn: Mapped[str] = mapped_column(Text)
+    team: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(16))  # tag | human | import
+    actor: Mapped[str] = mapped_column(String(100), default="")  # who gave it (chat user id, "cli", ...)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    superseded_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ChangeSet(Base):
+    """Proposed owner-tag writes: proposed -> approved | rejected -> applied | failed -> rolled_back."""
+
+    __tablename__ = "change_sets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    scan_id: Mapped[int | None] = mapped_column(ForeignKey("scans.id"), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    tag_key: Mapped[str] = mapped_column(String(128), default="team")
+    proposed_by: Mapped[str] = mapped_column(String(100), default="")
+    approver: Mapped[str | None] = mapped_column(String(100), default=None)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)  # counts, dollars, applied/failed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    applied_at: Mapped[datetime | None] = mapped_column(default=None)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ChangeItem(Base):
+    """One resource's tag write within a change set, with the tags it had before (for rollback)."""
+
+    __tablename__ = "change_items"
+    __table_args__ = (UniqueConstraint("change_set_id", "arn"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    change_set_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id"))
+    arn: Mapped[str] = mapped_column(Text)
+    team: Mapped[str] = mapped_column(String(100))
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    monthly_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    previous_tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    new_tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | applied | failed | rolled_back
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_account_status", "account_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # spike | no_team | tag_conflict | ...
+    arn: Mapped[str | None] = mapped_column(Text, default=None)
+    severity: Mapped[str] = mapped_column(String(16), default="info")  # info | warning | critical
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | expected | snoozed | resolved
+    snooze_until: Mapped[datetime | None] = mapped_column(default=None)
+    chat_refs: Mapped[list[Any]] = mapped_column(default=list)  # [{platform, channel, ts}]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Append-only: rows are inserted, never updated or deleted (enforced in ``storage.db``)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
+    target: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

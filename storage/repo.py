@@ -1,0 +1,450 @@
+"""Small repository functions over the models: the only way the rest of costdna reads and writes.
+
+Each takes an ``AsyncSession`` inside a transaction (``Database.session()``) and does one thing.
+State changes that a double click or a re-delivered job could race on (scan claims, change-set
+decisions) are single conditional UPDATEs, so the second caller sees that it lost and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import crypto
+from storage.models import (
+    Account,
+    Alert,
+    AuditEntry,
+    ChangeItem,
+    ChangeSet,
+    Installation,
+    Label,
+    Prediction,
+    Scan,
+    Workspace,
+    utcnow,
+)
+
+ACCOUNT_KINDS = ("synthetic", "bundle", "aws")
+LABEL_SOURCES = ("tag", "human", "import")
+DEMO_ACCOUNT = "demo"
+
+
+class NotFound(LookupError):
+    """An unknown account, scan, change set...: the message says what exists instead."""
+
+
+class Conflict(ValueError):
+    """The row is not in the state the action needs (already decided, already running, exists)."""
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+async def audit(s: AsyncSession, action: str, *, actor: str = "", account_id: int | None = None,
+                target: str = "", **details: Any) -> AuditEntry:
+    entry = AuditEntry(action=action, actor=actor, account_id=account_id, target=target, details=details)
+    s.add(entry)
+    await s.flush()
+    return entry
+
+
+async def audit_entries(s: AsyncSession, *, account_id: int | None = None, action: str | None = None,
+                        limit: int = 100) -> list[AuditEntry]:
+    q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if account_id is not None:
+        q = q.where(AuditEntry.account_id == account_id)
+    if action is not None:
+        q = q.where(AuditEntry.action == action)
+    return list((await s.scalars(q)).all())
+
+
+# -- workspaces and installations ---------------------------------------------------------------
+
+
+async def get_or_create_workspace(s: AsyncSession, platform: str, external_id: str, name: str = "") -> Workspace:
+    ws = await s.scalar(select(Workspace).where(Workspace.platform == platform, Workspace.external_id == external_id))
+    if ws is None:
+        ws = Workspace(platform=platform, external_id=external_id, name=name,
+                       settings={"approvers": [], "digest_channel": None, "digest_hour": 9,
+                                 "governance_mode": "approve"})
+        s.add(ws)
+        await s.flush()
+    return ws
+
+
+async def update_workspace_settings(s: AsyncSession, ws: Workspace, actor: str = "", **changes: Any) -> Workspace:
+    ws.settings = {**ws.settings, **changes}  # a new dict: JSON columns track assignment, not mutation
+    await audit(s, "settings.update", actor=actor, target=f"workspace:{ws.id}", changes=changes)
+    return ws
+
+
+async def save_installation(s: AsyncSession, ws: Workspace, token: str, *, bot_user_id: str = "",
+                            installer_user_id: str = "", scopes: str = "") -> Installation:
+    """Store a bot token encrypted; a re-install revokes the previous one. The installer becomes the
+    first approver when the workspace has none."""
+    await s.execute(update(Installation).where(Installation.workspace_id == ws.id, Installation.revoked_at.is_(None))
+                    .values(revoked_at=utcnow()))
+    inst = Installation(workspace_id=ws.id, token_encrypted=crypto.encrypt(token), bot_user_id=bot_user_id,
+                        installer_user_id=installer_user_id, scopes=scopes)
+    s.add(inst)
+    if installer_user_id and not ws.settings.get("approvers"):
+        ws.settings = {**ws.settings, "approvers": [installer_user_id]}
+    await s.flush()
+    await audit(s, "install", actor=installer_user_id, target=f"workspace:{ws.id}", scopes=scopes)
+    return inst
+
+
+async def active_installation(s: AsyncSession, ws: Workspace) -> Installation | None:
+    return await s.scalar(select(Installation).where(Installation.workspace_id == ws.id,
+                                                     Installation.revoked_at.is_(None))
+                          .order_by(Installation.id.desc()))
+
+
+def installation_token(inst: Installation) -> str:
+    return crypto.decrypt(inst.token_encrypted)
+
+
+# -- accounts -----------------------------------------------------------------------------------
+
+
+async def add_account(s: AsyncSession, name: str, kind: str, *, bundle_path: str | None = None,
+                      role_arn: str | None = None, external_id: str | None = None,
+                      regions: Iterable[str] = (), options: dict[str, Any] | None = None,
+                      workspace_id: int | None = None, actor: str = "") -> Account:
+    name = name.strip()
+    if not name:
+        raise ValueError("an account needs a name")
+    if kind not in ACCOUNT_KINDS:
+        raise ValueError(f"unknown account kind {kind!r}; use one of {', '.join(ACCOUNT_KINDS)}")
+    if kind == "bundle" and not bundle_path:
+        raise ValueError("a bundle account needs the bundle directory")
+    if kind == "aws" and not (role_arn or "").startswith("arn:aws"):
+        raise ValueError("an aws account needs --role-arn arn:aws:iam::<account>:role/<name>")
+    if await s.scalar(select(Account.id).where(Account.name == name)) is not None:
+        raise Conflict(f"an account named {name!r} already exists")
+    acct = Account(name=name, kind=kind, bundle_path=bundle_path, role_arn=role_arn, external_id=external_id,
+                   regions=list(regions), options=options or {}, workspace_id=workspace_id)
+    s.add(acct)
+    await s.flush()
+    await audit(s, "account.add", actor=actor, account_id=acct.id, target=name, kind=kind)
+    return acct
+
+
+async def list_accounts(s: AsyncSession) -> list[Account]:
+    return list((await s.scalars(select(Account).order_by(Account.name))).all())
+
+
+async def get_account(s: AsyncSession, ref: str | int) -> Account:
+    """By name or id; ``NotFound`` names the accounts that exist."""
+    q = select(Account).where(Account.id == ref) if isinstance(ref, int) else select(Account).where(Account.name == ref)
+    acct = await s.scalar(q)
+    if acct is None:
+        names = [a.name for a in await list_accounts(s)]
+        known = f"known accounts: {', '.join(names)}" if names else "no accounts yet: add one with `costdna accounts add`"
+        raise NotFound(f"unknown account {ref!r} ({known})")
+    return acct
+
+
+async def ensure_demo_account(s: AsyncSession) -> Account:
+    """The synthetic account created on first use when none is configured."""
+    acct = await s.scalar(select(Account).where(Account.name == DEMO_ACCOUNT))
+    if acct is None:
+        acct = await add_account(s, DEMO_ACCOUNT, "synthetic", options={"seed": 0}, actor="costdna")
+    return acct
+
+
+async def set_account_status(s: AsyncSession, account_id: int, status: str, reason: str = "") -> None:
+    await s.execute(update(Account).where(Account.id == account_id).values(status=status, status_reason=reason))
+
+
+# -- scans --------------------------------------------------------------------------------------
+
+
+async def create_scan(s: AsyncSession, account: Account, requested_by: str = "") -> Scan:
+    scan = Scan(account_id=account.id, requested_by=requested_by)
+    s.add(scan)
+    await s.flush()
+    await audit(s, "scan.request", actor=requested_by, account_id=account.id, target=f"scan:{scan.id}")
+    return scan
+
+
+async def get_scan(s: AsyncSession, scan_id: int) -> Scan:
+    scan = await s.get(Scan, scan_id, populate_existing=True)
+    if scan is None:
+        raise NotFound(f"unknown scan {scan_id}")
+    return scan
+
+
+async def active_scan(s: AsyncSession, account_id: int) -> Scan | None:
+    return await s.scalar(select(Scan).where(Scan.account_id == account_id, Scan.status.in_(("queued", "running")))
+                          .order_by(Scan.id.desc()))
+
+
+async def last_scan(s: AsyncSession, account_id: int, status: str | None = None) -> Scan | None:
+    q = select(Scan).where(Scan.account_id == account_id).order_by(Scan.id.desc()).limit(1)
+    if status:
+        q = q.where(Scan.status == status)
+    return await s.scalar(q)
+
+
+async def claim_scan(s: AsyncSession, scan_id: int, job_id: str | None) -> Scan | None:
+    """Mark a queued (or interrupted running) scan as running; None when it already finished, so a
+    re-delivered job does nothing."""
+    res = await s.execute(update(Scan).where(Scan.id == scan_id, Scan.status.in_(("queued", "running")))
+                          .values(status="running", job_id=job_id, attempts=Scan.attempts + 1, started_at=utcnow(),
+                                  error=""))
+    if res.rowcount == 0:
+        return None
+    return await get_scan(s, scan_id)
+
+
+async def report_progress(s: AsyncSession, scan_id: int, stage: str, progress: float) -> None:
+    await s.execute(update(Scan).where(Scan.id == scan_id, Scan.status == "running")
+                    .values(stage=stage, progress=round(max(0.0, min(100.0, progress)), 1)))
+
+
+async def finish_scan(s: AsyncSession, scan_id: int, summary: dict[str, Any], counts: dict[str, Any]) -> None:
+    await s.execute(update(Scan).where(Scan.id == scan_id).values(
+        status="succeeded", stage="done", progress=100.0, summary=summary, counts=counts, finished_at=utcnow(),
+        error=""))
+
+
+async def fail_scan(s: AsyncSession, scan_id: int, error: str) -> None:
+    scan = await get_scan(s, scan_id)
+    scan.status, scan.error, scan.finished_at = "failed", error, utcnow()
+    await set_account_status(s, scan.account_id, "error", error)
+    await audit(s, "scan.fail", account_id=scan.account_id, target=f"scan:{scan_id}", error=error)
+
+
+async def recent_scans(s: AsyncSession, limit: int = 10) -> list[Scan]:
+    return list((await s.scalars(select(Scan).order_by(Scan.id.desc()).limit(limit))).all())
+
+
+async def predictions(s: AsyncSession, scan_id: int) -> list[Prediction]:
+    return list((await s.scalars(select(Prediction).where(Prediction.scan_id == scan_id)
+                                 .order_by(Prediction.arn))).all())
+
+
+async def prediction_for(s: AsyncSession, scan_id: int, ref: str) -> Prediction | None:
+    """By ARN or short resource id."""
+    return await s.scalar(select(Prediction).where(Prediction.scan_id == scan_id)
+                          .where((Prediction.arn == ref) | (Prediction.resource_id == ref)).limit(1))
+
+
+# -- labels -------------------------------------------------------------------------------------
+
+
+async def add_label(s: AsyncSession, account_id: int, arn: str, team: str, *, source: str = "human",
+                    actor: str = "") -> tuple[Label, bool]:
+    """Record an owner label; (label, created). The same team from the same source as the current
+    label is not a new label (a retried click adds nothing); anything else supersedes it."""
+    if source not in LABEL_SOURCES:
+        raise ValueError(f"unknown label source {source!r}")
+    team = team.strip()
+    if not team:
+        raise ValueError("a label needs a team")
+    # Tag labels follow the cloud on their own track (storage.persist.sync_tag_labels); human and
+    # import labels supersede each other. Neither track's label may supersede the other's.
+    track = Label.source == "tag" if source == "tag" else Label.source != "tag"
+    current = await s.scalar(select(Label).where(Label.account_id == account_id, Label.arn == arn,
+                                                 Label.superseded_at.is_(None), track).order_by(Label.id.desc()))
+    if current is not None and current.team == team and current.source == source:
+        return current, False
+    now = utcnow()
+    if current is not None:
+        current.superseded_at = now
+    label = Label(account_id=account_id, arn=arn, team=team, source=source, actor=actor, created_at=now)
+    s.add(label)
+    await s.flush()
+    await audit(s, "label.add", actor=actor, account_id=account_id, target=arn, team=team, source=source,
+                previous=current.team if current else None)
+    return label, True
+
+
+async def current_labels(s: AsyncSession, account_id: int, sources: Iterable[str] = ("human", "import")
+                         ) -> dict[str, str]:
+    """arn -> team of the labels in force from these sources (tags are read from the cloud itself)."""
+    rows = await s.execute(select(Label.arn, Label.team).where(
+        Label.account_id == account_id, Label.superseded_at.is_(None), Label.source.in_(tuple(sources)))
+        .order_by(Label.id))  # should two be in force (a race), the newest wins
+    return {arn: team for arn, team in rows}
+
+
+async def label_history(s: AsyncSession, account_id: int, arn: str) -> list[Label]:
+    return list((await s.scalars(select(Label).where(Label.account_id == account_id, Label.arn == arn)
+                                 .order_by(Label.id))).all())
+
+
+async def label_counts(s: AsyncSession, account_id: int | None = None) -> dict[str, int]:
+    q = select(Label.source, func.count()).where(Label.superseded_at.is_(None)).group_by(Label.source)
+    if account_id is not None:
+        q = q.where(Label.account_id == account_id)
+    return {k: int(v) for k, v in await s.execute(q)}
+
+
+async def labels_since(s: AsyncSession, account_id: int, since: datetime | None) -> int:
+    q = select(func.count()).select_from(Label).where(Label.account_id == account_id, Label.source == "human")
+    if since is not None:
+        q = q.where(Label.created_at > since)
+    return int(await s.scalar(q) or 0)
+
+
+# -- tag change sets ----------------------------------------------------------------------------
+
+# The states a change set moves through, and from where.
+TRANSITIONS = {
+    "approved": ("proposed",),
+    "rejected": ("proposed",),
+    "applied": ("approved",),
+    "failed": ("approved",),
+    "rolled_back": ("applied", "failed"),
+}
+
+
+async def propose_change_set(s: AsyncSession, account_id: int, items: list[dict[str, Any]], *,
+                             tag_key: str = "team", scan_id: int | None = None, proposed_by: str = "") -> ChangeSet:
+    """``items``: dicts with arn, team, previous_tags, and optionally confidence, monthly_cost_usd."""
+    if not items:
+        raise ValueError("nothing to propose: no resource has a confident owner without a matching tag")
+    cs = ChangeSet(account_id=account_id, scan_id=scan_id, tag_key=tag_key, proposed_by=proposed_by,
+                   summary={"resources": len(items),
+                            "monthly_cost_usd": round(sum(i.get("monthly_cost_usd", 0.0) for i in items), 2)})
+    s.add(cs)
+    await s.flush()
+    s.add_all(ChangeItem(change_set_id=cs.id, arn=i["arn"], team=i["team"], confidence=i.get("confidence", 0.0),
+                         monthly_cost_usd=i.get("monthly_cost_usd", 0.0), previous_tags=dict(i.get("previous_tags", {})),
+                         new_tags={**i.get("previous_tags", {}), tag_key: i["team"]}) for i in items)
+    await s.flush()
+    await audit(s, "changeset.propose", actor=proposed_by, account_id=account_id, target=f"changeset:{cs.id}",
+                resources=len(items))
+    return cs
+
+
+async def get_change_set(s: AsyncSession, cs_id: int) -> ChangeSet:
+    cs = await s.get(ChangeSet, cs_id, populate_existing=True)
+    if cs is None:
+        raise NotFound(f"unknown change set {cs_id}")
+    return cs
+
+
+async def change_items(s: AsyncSession, cs_id: int) -> list[ChangeItem]:
+    return list((await s.scalars(select(ChangeItem).where(ChangeItem.change_set_id == cs_id)
+                                 .order_by(ChangeItem.id))).all())
+
+
+async def transition_change_set(s: AsyncSession, cs_id: int, to: str, *, actor: str = "",
+                                **summary: Any) -> ChangeSet:
+    """Move a change set to ``to`` if it is in a state that allows it; ``Conflict`` otherwise (a
+    second click on Approve, an approval after a rejection, a rollback of a rollback)."""
+    allowed = TRANSITIONS.get(to)
+    if allowed is None:
+        raise ValueError(f"unknown change-set state {to!r}")
+    now = utcnow()
+    values: dict[str, Any] = {"status": to}
+    if to in ("approved", "rejected"):
+        values.update(approver=actor, decided_at=now)
+    elif to in ("applied", "failed"):
+        values["applied_at"] = now
+    else:
+        values["rolled_back_at"] = now
+    res = await s.execute(update(ChangeSet).where(ChangeSet.id == cs_id, ChangeSet.status.in_(allowed))
+                          .values(**values))
+    cs = await get_change_set(s, cs_id)
+    if res.rowcount == 0:
+        raise Conflict(f"change set {cs_id} is {cs.status}; it cannot become {to}")
+    if summary:
+        cs.summary = {**cs.summary, **summary}
+    await audit(s, f"changeset.{to}", actor=actor, account_id=cs.account_id, target=f"changeset:{cs_id}", **summary)
+    return cs
+
+
+async def record_item_results(s: AsyncSession, cs_id: int, errors: dict[str, str], *, rollback: bool = False) -> None:
+    """After a write: items named in ``errors`` failed with that message, the others succeeded.
+
+    Applying touches only pending items (a retried job does not redo what is recorded); a rollback
+    touches only applied items, which become rolled_back (or keep a note of why they could not).
+    """
+    for item in await change_items(s, cs_id):
+        err = errors.get(item.arn)
+        if rollback:
+            if item.status != "applied":
+                continue
+            if err:
+                item.error = f"rollback failed: {err}"
+            else:
+                item.status, item.error = "rolled_back", ""
+        elif item.status == "pending":
+            item.status, item.error = ("failed", err) if err else ("applied", "")
+
+
+async def change_set_counts(s: AsyncSession, account_id: int | None = None) -> dict[str, int]:
+    q = select(ChangeSet.status, func.count()).group_by(ChangeSet.status)
+    if account_id is not None:
+        q = q.where(ChangeSet.account_id == account_id)
+    return {k: int(v) for k, v in await s.execute(q)}
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+async def open_alert(s: AsyncSession, account_id: int, kind: str, arn: str | None, *, severity: str = "warning",
+                     reason: str = "") -> tuple[Alert, bool]:
+    """(alert, created): an open or snoozed alert of the same kind on the same resource is reused."""
+    existing = await s.scalar(select(Alert).where(Alert.account_id == account_id, Alert.kind == kind,
+                                                  Alert.arn == arn, Alert.status.in_(("open", "snoozed"))))
+    if existing is not None:
+        return existing, False
+    alert = Alert(account_id=account_id, kind=kind, arn=arn, severity=severity, reason=reason)
+    s.add(alert)
+    await s.flush()
+    await audit(s, "alert.open", account_id=account_id, target=arn or "", kind=kind, severity=severity)
+    return alert, True
+
+
+async def set_alert_status(s: AsyncSession, alert_id: int, status: str, *, actor: str = "",
+                           snooze: timedelta | None = None) -> Alert:
+    alert = await s.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"unknown alert {alert_id}")
+    if status not in ("open", "expected", "snoozed", "resolved"):
+        raise ValueError(f"unknown alert status {status!r}")
+    alert.status, alert.updated_at = status, utcnow()
+    alert.snooze_until = alert.updated_at + snooze if status == "snoozed" and snooze else None
+    await audit(s, f"alert.{status}", actor=actor, account_id=alert.account_id, target=f"alert:{alert_id}")
+    return alert
+
+
+async def add_chat_ref(s: AsyncSession, alert_id: int, platform: str, channel: str, ts: str) -> None:
+    alert = await s.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"unknown alert {alert_id}")
+    alert.chat_refs = [*alert.chat_refs, {"platform": platform, "channel": channel, "ts": ts}]
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+async def status_report(s: AsyncSession) -> dict[str, Any]:
+    """Accounts with their last scan, label and change-set counts: what ``costdna status`` shows."""
+    accounts = []
+    for a in await list_accounts(s):
+        last = await last_scan(s, a.id)
+        accounts.append({
+            "name": a.name, "kind": a.kind, "status": a.status, "status_reason": a.status_reason,
+            "last_scan": None if last is None else {
+                "id": last.id, "status": last.status, "stage": last.stage, "progress": last.progress,
+                "error": last.error, "created_at": last.created_at.isoformat(),
+                "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                "resources": last.counts.get("resources"), "attributable_cost_usd":
+                    last.summary.get("attributable_cost_usd"), "untagged_cost_usd": last.summary.get("untagged_cost_usd")},
+            "labels": await label_counts(s, a.id),
+            "change_sets": await change_set_counts(s, a.id),
+        })
+    open_alerts = await s.scalar(select(func.count()).select_from(Alert).where(and_(Alert.status == "open")))
+    return {"accounts": accounts, "labels": await label_counts(s), "change_sets": await change_set_counts(s),
+            "open_alerts": int(open_alerts or 0)}
