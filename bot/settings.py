@@ -32,6 +32,23 @@ class Settings(BaseSettings):
     job_timeout: int = Field(default=3600, description="seconds a job may run before it is cancelled")
     job_tries: int = Field(default=3, description="attempts per job on transient errors")
 
+    # Chat. Slack's own variable names.
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(default=None,
+                                                   validation_alias=AliasChoices("SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
+    slack_client_id: str | None = Field(default=None, validation_alias=AliasChoices("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET"))
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL"),
+                               description="Slack Web API base URL (a local stand-in in tests)")
+    approvers: str = Field(default="", description="comma-separated chat user ids allowed to approve tag writes "
+                                                   "(single-workspace mode; with OAuth the installer is the first)")
+    confidence_threshold: float = Field(default=0.70, description="proposals and 'attributable' need this confidence")
+    tag_key: str = Field(default="team", description="the owner tag key costdna writes")
+
+    def approver_ids(self) -> list[str]:
+        return [a.strip() for a in self.approvers.split(",") if a.strip()]
+
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -101,6 +101,9 @@ class Installation(Base):
     token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     installed_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    bot_id: Mapped[str | None] = mapped_column(String(64), default=None, nullable=True)  # (0002)
+    app_id: Mapped[str | None] = mapped_column(String(64), default=None, nullable=True)  # (0002)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, nullable=True)  # non-secret fields (0002)
 
 
 # -- cloud side ---------------------------------------------------------------------------------
@@ -144,6 +147,8 @@ class Scan(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # chat messages showing this scan's progress: [{platform, channel, ts}] (0002)
+    chat_refs: Mapped[list[Any] | None] = mapped_column(JSON, default=list, nullable=True)
 
 
 class Resource(Base):
@@ -210,6 +215,7 @@ class Prediction(Base):
     tag_conflict: Mapped[bool] = mapped_column(default=False)
     anomaly_score: Mapped[float] = mapped_column(Float, default=0.0)
     monthly_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, nullable=True)  # (0002)
 
 
 class Label(Base):
@@ -245,6 +251,8 @@ class ChangeSet(Base):
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     applied_at: Mapped[datetime | None] = mapped_column(default=None)
     rolled_back_at: Mapped[datetime | None] = mapped_column(default=None)
+    nonce: Mapped[str | None] = mapped_column(String(32), default=None, nullable=True)  # in buttons (0002)
+    chat_refs: Mapped[list[Any] | None] = mapped_column(JSON, default=list, nullable=True)  # (0002)
 
 
 class ChangeItem(Base):
@@ -294,3 +302,46 @@ class AuditEntry(Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), default=None)
     target: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Prompt(Base):
+    """A "who owns this?" question put to people: answered once, by one click, before it expires."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (Index("ix_prompts_account_status", "account_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    scan_id: Mapped[int | None] = mapped_column(ForeignKey("scans.id"), default=None)
+    arn: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | answered | skipped | expired
+    asked_by: Mapped[str] = mapped_column(String(100), default="")
+    answered_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    team: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    chat_refs: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class ChatEvent(Base):
+    """Chat events already handled (Slack retries unacknowledged events with the same event_id)."""
+
+    __tablename__ = "chat_events"
+    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OAuthState(Base):
+    """One-time OAuth ``state`` values (CSRF protection of the install flow)."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    state: Mapped[str] = mapped_column(String(100), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)

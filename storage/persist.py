@@ -53,7 +53,7 @@ EVENT_COLS = ("account_id", "event_id", "time", "event_name", "event_source", "p
               "error_code")
 COST_COLS = ("account_id", "arn", "day", "cost_usd")
 PREDICTION_COLS = ("scan_id", "arn", "resource_id", "type", "team", "confidence", "runner_up", "runner_up_confidence",
-                   "probabilities", "tag_team", "tag_conflict", "anomaly_score", "monthly_cost_usd")
+                   "probabilities", "tag_team", "tag_conflict", "anomaly_score", "monthly_cost_usd", "evidence")
 
 
 async def save_resources(s: AsyncSession, account_id: int, resources: Iterable[Any]) -> int:
@@ -106,8 +106,9 @@ async def save_daily_costs(s: AsyncSession, account_id: int, days: Iterable[int]
 
 
 async def save_predictions(s: AsyncSession, scan_id: int, rows: Iterable[Any], classes: list[str],
-                           proba: Any = None, top: int = 3) -> int:
-    """Replace a scan's predictions (``engine.scan.ResourcePrediction`` rows; ``proba`` aligned)."""
+                           proba: Any = None, top: int = 3, evidence: list[dict] | None = None) -> int:
+    """Replace a scan's predictions (``engine.scan.ResourcePrediction`` rows; ``proba`` and
+    ``evidence`` (``engine.evidence.owner_evidence``) aligned with them)."""
     await s.execute(delete(Prediction).where(Prediction.scan_id == scan_id))
 
     def gen() -> Iterator[tuple]:
@@ -119,7 +120,7 @@ async def save_predictions(s: AsyncSession, scan_id: int, rows: Iterable[Any], c
                     probs[classes[j]] = round(float(p[j]), 4)
             yield (scan_id, r.arn, r.resource_id, r.type, r.predicted_team, float(r.confidence), r.runner_up,
                    float(r.runner_up_confidence), probs, r.tag_team, bool(r.tag_conflict), float(r.anomaly_score),
-                   float(r.monthly_cost_usd))
+                   float(r.monthly_cost_usd), evidence[i] if evidence is not None else None)
 
     return await insert_rows(s, Prediction.__table__, PREDICTION_COLS, gen())
 
@@ -161,7 +162,12 @@ async def save_scan_result(s: AsyncSession, account_id: int, scan_id: int, resul
     counts["cost_days"] = await save_daily_costs(s, account_id, bundle.costs.days, bundle.costs.by_resource)
     say("save", 0.8)
     proba = result.prediction.proba if result.prediction is not None else None
-    counts["predictions"] = await save_predictions(s, scan_id, result.rows, result.classes, proba)
+    evidence = None
+    if result.graph is not None and result.graph.n == len(result.rows):
+        from engine.evidence import owner_evidence
+
+        evidence = owner_evidence(result.graph)
+    counts["predictions"] = await save_predictions(s, scan_id, result.rows, result.classes, proba, evidence=evidence)
     counts["tag_labels"] = await sync_tag_labels(s, account_id, {r.arn: r.tag_team for r in result.rows})
     say("save", 1.0)
     return counts

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import crypto
@@ -21,9 +22,12 @@ from storage.models import (
     AuditEntry,
     ChangeItem,
     ChangeSet,
+    ChatEvent,
     Installation,
     Label,
+    OAuthState,
     Prediction,
+    Prompt,
     Scan,
     Workspace,
     utcnow,
@@ -311,7 +315,7 @@ async def propose_change_set(s: AsyncSession, account_id: int, items: list[dict[
     """``items``: dicts with arn, team, previous_tags, and optionally confidence, monthly_cost_usd."""
     if not items:
         raise ValueError("nothing to propose: no resource has a confident owner without a matching tag")
-    cs = ChangeSet(account_id=account_id, scan_id=scan_id, tag_key=tag_key, proposed_by=proposed_by,
+    cs = ChangeSet(account_id=account_id, scan_id=scan_id, tag_key=tag_key, proposed_by=proposed_by, nonce=new_nonce(),
                    summary={"resources": len(items),
                             "monthly_cost_usd": round(sum(i.get("monthly_cost_usd", 0.0) for i in items), 2)})
     s.add(cs)
@@ -448,3 +452,114 @@ async def status_report(s: AsyncSession) -> dict[str, Any]:
     open_alerts = await s.scalar(select(func.count()).select_from(Alert).where(and_(Alert.status == "open")))
     return {"accounts": accounts, "labels": await label_counts(s), "change_sets": await change_set_counts(s),
             "open_alerts": int(open_alerts or 0)}
+
+
+# -- chat: prompts, message references, event dedup, OAuth state ---------------------------------
+
+PROMPT_TTL = timedelta(days=7)
+
+
+def new_nonce() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(12)
+
+
+class Expired(Conflict):
+    """A button whose question or proposal is no longer open (expired, answered, decided)."""
+
+
+async def create_prompts(s: AsyncSession, account_id: int, arns: Iterable[str], *, scan_id: int | None = None,
+                         asked_by: str = "", ttl: timedelta = PROMPT_TTL) -> list[Prompt]:
+    now = utcnow()
+    prompts = [Prompt(account_id=account_id, scan_id=scan_id, arn=arn, nonce=new_nonce(), asked_by=asked_by,
+                      created_at=now, expires_at=now + ttl) for arn in arns]
+    s.add_all(prompts)
+    await s.flush()
+    return prompts
+
+
+async def open_prompt_arns(s: AsyncSession, account_id: int) -> set[str]:
+    """Resources with an open, unexpired question: not asked again."""
+    rows = await s.scalars(select(Prompt.arn).where(Prompt.account_id == account_id, Prompt.status == "open",
+                                                    Prompt.expires_at > utcnow()))
+    return set(rows.all())
+
+
+async def get_prompt(s: AsyncSession, prompt_id: int) -> Prompt:
+    p = await s.get(Prompt, prompt_id, populate_existing=True)
+    if p is None:
+        raise NotFound(f"unknown question {prompt_id}")
+    return p
+
+
+async def close_prompt(s: AsyncSession, prompt_id: int, nonce: str, status: str, *, user: str,
+                       team: str | None = None) -> Prompt:
+    """Answer (or skip) an open question exactly once. ``NotFound`` for a forged id or nonce,
+    ``Expired`` when it was already answered, skipped or is past its expiry."""
+    import hmac
+
+    if status not in ("answered", "skipped"):
+        raise ValueError(f"unknown prompt outcome {status!r}")
+    p = await s.get(Prompt, prompt_id, populate_existing=True)
+    if p is None or not hmac.compare_digest(p.nonce.encode(), nonce.encode()):
+        raise NotFound("this question is not one costdna asked (unknown or tampered button)")
+    now = utcnow()
+    res = await s.execute(update(Prompt).where(Prompt.id == prompt_id, Prompt.status == "open",
+                                               Prompt.expires_at > now)
+                          .values(status=status, answered_by=user, team=team, answered_at=now))
+    p = await get_prompt(s, prompt_id)
+    if res.rowcount == 0:
+        if p.status == "open":
+            raise Expired("this question expired; ask for new ones with `/costdna label`")
+        who = f" by <@{p.answered_by}>" if p.answered_by else ""
+        raise Expired(f"this question was already {p.status}{who}" + (f" as {p.team}" if p.team else ""))
+    await audit(s, f"prompt.{status}", actor=user, account_id=p.account_id, target=p.arn, team=team)
+    return p
+
+
+async def check_change_set_nonce(s: AsyncSession, cs_id: int, nonce: str) -> ChangeSet:
+    import hmac
+
+    cs = await s.get(ChangeSet, cs_id, populate_existing=True)
+    if cs is None or not cs.nonce or not hmac.compare_digest(cs.nonce.encode(), nonce.encode()):
+        raise NotFound("this change set is not one costdna proposed (unknown or tampered button)")
+    return cs
+
+
+async def add_message_ref(s: AsyncSession, model: type, row_id: int, platform: str, channel: str, ts: str) -> None:
+    """Remember a chat message that shows a scan, change set or prompt, to update it later."""
+    row = await s.get(model, row_id)
+    if row is None:
+        raise NotFound(f"unknown {model.__tablename__[:-1]} {row_id}")
+    row.chat_refs = [*(row.chat_refs or []), {"platform": platform, "channel": channel, "ts": ts}]
+
+
+async def first_time_event(s: AsyncSession, platform: str, event_id: str) -> bool:
+    """True the first time an event id is seen; False for a retried delivery."""
+    from storage.bulk import upsert_rows
+
+    before = await s.scalar(select(func.count()).select_from(ChatEvent)
+                            .where(ChatEvent.platform == platform, ChatEvent.event_id == event_id))
+    if before:
+        return False
+    await upsert_rows(s, ChatEvent.__table__, ("platform", "event_id", "received_at"),
+                      [(platform, event_id, utcnow())], conflict=("platform", "event_id"))
+    return True
+
+
+async def issue_oauth_state(s: AsyncSession, ttl: timedelta = timedelta(minutes=10)) -> str:
+    state = new_nonce() + new_nonce()
+    s.add(OAuthState(state=state, expires_at=utcnow() + ttl))
+    await s.flush()
+    return state
+
+
+async def consume_oauth_state(s: AsyncSession, state: str) -> bool:
+    res = await s.execute(sa_delete(OAuthState).where(OAuthState.state == state, OAuthState.expires_at > utcnow()))
+    return res.rowcount == 1
+
+
+async def latest_predictions_scan(s: AsyncSession, account_id: int) -> Scan | None:
+    """The newest succeeded scan: what questions, answers and proposals are based on."""
+    return await last_scan(s, account_id, status="succeeded")

@@ -1,0 +1,55 @@
+"""What a handler gets and gives back, on every platform.
+
+A platform adapter (Slack, Discord, the console) turns a slash command, a mention or a button click
+into a call ``handle_command(services, who, text)`` / ``handle_action(services, who, action_id, value)``
+and renders the ``Reply``: cards to post (each possibly ephemeral), a card that replaces the message
+the button was on, and what posted messages show (a scan, a change set, a prompt), so the adapter can
+remember the message and the job notifier can update it later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from handlers.cards import Card
+
+
+@dataclass(frozen=True)
+class Who:
+    """The person (and place) behind a request."""
+
+    platform: str  # slack | discord | console
+    workspace: str  # Slack team id / Discord guild id / "local"
+    user_id: str
+    user_name: str = ""
+    channel_id: str = ""
+
+    def mention(self) -> str:
+        return f"<@{self.user_id}>" if self.platform in ("slack", "discord") else (self.user_name or self.user_id)
+
+
+@dataclass
+class Services:
+    """Shared, long-lived: the database, the job queue, settings."""
+
+    db: Any  # storage.db.Database
+    queue: Any  # jobs.queue.JobQueue
+    settings: Any  # bot.settings.Settings
+
+
+@dataclass
+class Post:
+    card: Card
+    tracks: tuple[str, int] | None = None  # ("scan" | "changeset" | "prompt", row id) the message shows
+
+
+@dataclass
+class Reply:
+    posts: list[Post] = field(default_factory=list)  # new messages, in order
+    replace: Card | None = None  # for a button: the card that replaces the clicked message
+    ephemeral: Card | None = None  # for a button: a note only the clicker sees (refusals, errors)
+
+    @classmethod
+    def of(cls, *cards: Card, tracks: tuple[str, int] | None = None) -> Reply:
+        return cls(posts=[Post(c, tracks if i == 0 else None) for i, c in enumerate(cards)])
