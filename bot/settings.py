@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET"))
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL"),
                                description="Slack Web API base URL (a local stand-in in tests)")
+    aws_endpoint_url: str | None = Field(default=None, description="AWS API endpoint override (a local emulator)")
     approvers: str = Field(default="", description="comma-separated chat user ids allowed to approve tag writes "
                                                    "(single-workspace mode; with OAuth the installer is the first)")
     confidence_threshold: float = Field(default=0.70, description="proposals and 'attributable' need this confidence")

@@ -197,8 +197,21 @@ async def apply_tag_changes(ctx: dict, change_set_id: int, rollback: bool = Fals
             errors = await asyncio.to_thread(writer.write, todo)
         except (ScanInputError, TagWriteError, OSError) as e:
             errors = dict.fromkeys(todo, str(e))
-    else:
-        errors = dict.fromkeys(todo, "writing tags to live AWS accounts is not available in this version")
+    elif todo:  # aws: the tagging API, through the account's role
+        from jobs.accounts import aws_credentials_problem
+        from jobs.aws_tags import AwsTagWriter
+
+        problem = aws_credentials_problem()
+        if problem:
+            errors = dict.fromkeys(todo, problem)
+        else:
+            other = {i.arn: (i.new_tags if rollback else i.previous_tags) for i in items if i.arn in todo}
+            writer = AwsTagWriter(regions=account.regions or None, role_arn=account.role_arn,
+                                  external_id=account.external_id, endpoint_url=settings.aws_endpoint_url)
+            try:
+                errors = await writer.write(todo, previous=other)
+            except TagWriteError as e:
+                errors = dict.fromkeys(todo, str(e))
     async with db.session() as s:
         await repo.record_item_results(s, change_set_id, errors, rollback=rollback)
         items = await repo.change_items(s, change_set_id)
