@@ -217,11 +217,23 @@ def learn(
     terminal.print_curve(out, curve, method)
 
 
+DEMO_CHAT = """\
+# a console chat: the same handlers and cards as Slack
+status
+scan
+label 1
+1
+apply
+1
+"""
+
+
 @app.command()
 def demo(
     seeds: Annotated[int, typer.Option(help="seeds for the closing benchmark")] = 2,
 ) -> None:
-    """Scan the synthetic demo account (SQLite, in-process jobs), show status and a short benchmark."""
+    """Scan the synthetic demo account (SQLite, in-process jobs), show status, a short benchmark and a
+    scripted chat: status, a scan summary, a "who owns this?" answered, a tag change set approved."""
     from engine.evaluate import benchmark_orgs
 
     t0 = time.perf_counter()
@@ -240,7 +252,56 @@ def demo(
     with stage_progress() as cb:
         report = benchmark_orgs(roots, rules=_rules(), progress=cb)
     terminal.print_benchmark(out, report)
+    out.rule("[bold]chat[/]: `costdna chat` drives the Slack handlers in this terminal")
+    from bot.chat import run_chat
+
+    _run(run_chat(settings, DEMO_CHAT.splitlines(), Console()))  # wrapping, unlike `out`
+    _demo_tags(settings)
     out.print(f"[dim]demo finished in {time.perf_counter() - t0:.0f}s[/]")
+
+
+def _demo_tags(settings) -> None:  # type: ignore[no-untyped-def]
+    """Show that the approved change set reached the demo bundle's resources.json."""
+    from jobs.accounts import synthetic_dir
+    from jobs.tagwriter import BundleTagWriter
+    from storage import repo
+
+    async def go():  # type: ignore[no-untyped-def]
+        db = await _database()
+        try:
+            async with db.session() as s:
+                acct = await repo.get_account(s, "demo")
+                return synthetic_dir(acct, settings.data_dir) / "bundle"
+        finally:
+            await db.close()
+
+    bundle = _run(go())
+    tags = BundleTagWriter(bundle).read()
+    tagged = sum(1 for t in tags.values() if t.get(settings.tag_key))
+    out.print(f"{bundle / 'resources.json'}: {tagged} resources carry a `{settings.tag_key}` tag")
+
+
+@app.command()
+def chat(
+    script: Annotated[Path | None, typer.Option("--script", help="a file of chat lines to run, then exit")] = None,
+) -> None:
+    """Chat with costdna in this terminal: the same subcommands, cards and buttons as in Slack.
+
+    Type `status`, `scan`, `label`, `apply`, `ask top spenders`...; press a card's buttons by number.
+    Reads a script with --script FILE, or lines from stdin when it is not a terminal.
+    """
+    from bot.chat import run_chat
+
+    if script is not None:
+        try:
+            lines: list[str] | None = script.read_text().splitlines()
+        except OSError as e:
+            _fail(f"cannot read {script}: {e}")
+    elif not sys.stdin.isatty():
+        lines = sys.stdin.read().splitlines()
+    else:
+        lines = None
+    _run(run_chat(get_settings(), lines, Console()))  # wrapping, unlike `out`
 
 
 # -- accounts, stored scans, workers, status -------------------------------------------------------
@@ -406,23 +467,43 @@ def worker(
     if not settings.redis_url:
         _fail("`costdna worker` needs REDIS_URL; without Redis, `costdna scan --account NAME` runs jobs in-process")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    create_worker(worker_settings(settings), burst=burst).run()
+    from bot.slack.notify import (
+        worker_notifier,  # updates Slack messages when Slack is configured, else nothing
+    )
+
+    create_worker(worker_settings(settings, notifiers=[worker_notifier]), burst=burst).run()
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",
     port: Annotated[int, typer.Option(envvar="PORT", help="port (default: $PORT or 8080)")] = 8080,
+    socket: Annotated[bool, typer.Option("--socket", help="connect to Slack over Socket Mode (SLACK_APP_TOKEN) "
+                                                          "instead of serving /slack/events")] = False,
 ) -> None:
-    """The web process: health and status endpoints (chat adapters mount their routes here)."""
+    """The web process: /healthz, /status and the Slack app (POST /slack/events, or Socket Mode)."""
     import logging
 
     from aiohttp import web
 
+    from bot.slack import missing_settings, slack_mode
     from bot.web import make_app
 
+    settings = get_settings()
+    if socket and missing_settings(settings, socket=True):
+        _fail("--socket needs " + " and ".join(missing_settings(settings, socket=True)) +
+              " (an app-level token with connections:write, from the app's Basic Information page)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(make_app(get_settings()), host=host, port=port, print=lambda m: console.print(m))
+    if socket:
+        console.print("Slack: Socket Mode")
+    elif slack_mode(settings) is None:
+        console.print("Slack is not configured (set " + ", ".join(missing_settings(settings)) +
+                      "): serving /healthz and /status only")
+    else:
+        mode = {"single": "single workspace", "oauth": "OAuth, any workspace; installs at GET /slack/install"}
+        console.print(f"Slack: POST /slack/events ({mode[slack_mode(settings)]})")
+    web.run_app(make_app(settings, slack="socket" if socket else "http"), host=host, port=port,
+                print=lambda m: console.print(m))
 
 
 @app.command()

@@ -65,8 +65,12 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response(report, dumps=lambda o: __import__("json").dumps(o, default=str))
 
 
-def make_app(settings: Settings) -> web.Application:
-    """The application; the database is opened (and migrated) on start-up and closed on clean-up."""
+def make_app(settings: Settings, slack: str = "http") -> web.Application:
+    """The application; the database is opened (and migrated) on start-up and closed on clean-up.
+
+    ``slack``: ``"http"`` mounts the Slack app at ``/slack/events`` (and the OAuth routes) when the
+    settings configure Slack, ``"socket"`` connects it over Socket Mode instead, ``"off"`` leaves it out.
+    """
     from storage.db import Database
 
     app = web.Application()
@@ -80,4 +84,8 @@ def make_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
+    if slack != "off":
+        from bot.slack.server import mount_slack
+
+        mount_slack(app, settings, socket=slack == "socket")  # after the database: it uses it
     return app

@@ -8,6 +8,7 @@ again as soon as its job ends, so the next scan of an account can be enqueued at
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -28,19 +29,32 @@ def functions(settings: Settings) -> list[Function]:
     ]
 
 
-async def job_context(settings: Settings, notify: Any = None) -> dict[str, Any]:
-    """What every task finds in ``ctx``: the settings, a migrated database and a notifier."""
+async def job_context(settings: Settings, notify: Any = None,
+                      notifiers: Sequence[Callable[[dict[str, Any]], Any]] = ()) -> dict[str, Any]:
+    """What every task finds in ``ctx``: the settings, a migrated database and a notifier.
+
+    ``notifiers``: factories called with that ``ctx`` (settings, db) once it exists; each notifier one
+    returns (None: nothing) is added to the fanout, e.g. the Slack adapter's message updater.
+    """
     from storage.db import Database
 
-    return {"settings": settings, "db": await Database(settings.db_url()).init(),
-            "notify": notify or Fanout(log_notifier)}
+    ctx = {"settings": settings, "db": await Database(settings.db_url()).init(),
+           "notify": notify or Fanout(log_notifier)}
+    for make in notifiers:
+        extra = make(ctx)
+        if extra is not None:
+            if not isinstance(ctx["notify"], Fanout):
+                ctx["notify"] = Fanout(ctx["notify"])
+            ctx["notify"].add(extra)
+    return ctx
 
 
-async def startup(ctx: dict[str, Any], settings: Settings | None = None) -> None:
+async def startup(ctx: dict[str, Any], settings: Settings | None = None,
+                  notifiers: Sequence[Callable[[dict[str, Any]], Any]] = ()) -> None:
     from jobs.queue import ArqQueue
 
     settings = settings or get_settings()
-    ctx.update(await job_context(settings))
+    ctx.update(await job_context(settings, notifiers=notifiers))
     ctx["queue"] = ArqQueue(ctx["redis"], settings.queue_name)
 
 
@@ -49,10 +63,12 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["db"].close()
 
 
-def worker_settings(settings: Settings) -> dict[str, Any]:
+def worker_settings(settings: Settings, notifiers: Sequence[Callable[[dict[str, Any]], Any]] = ()) -> dict[str, Any]:
+    """arq's worker settings; ``notifiers`` as for :func:`job_context`."""
     return {
         "functions": functions(settings),
-        "on_startup": functools.partial(startup, settings=settings),  # the settings given, not the environment's
+        # the settings given, not the environment's
+        "on_startup": functools.partial(startup, settings=settings, notifiers=tuple(notifiers)),
         "on_shutdown": shutdown,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379"),
         "queue_name": settings.queue_name,

@@ -46,6 +46,15 @@ class Conflict(ValueError):
     """The row is not in the state the action needs (already decided, already running, exists)."""
 
 
+def _dialect_insert(s: AsyncSession, model: type):  # type: ignore[no-untyped-def]
+    """INSERT with ON CONFLICT support on both back ends."""
+    if s.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model)
+
+
 # -- audit --------------------------------------------------------------------------------------
 
 
@@ -71,13 +80,15 @@ async def audit_entries(s: AsyncSession, *, account_id: int | None = None, actio
 
 
 async def get_or_create_workspace(s: AsyncSession, platform: str, external_id: str, name: str = "") -> Workspace:
-    ws = await s.scalar(select(Workspace).where(Workspace.platform == platform, Workspace.external_id == external_id))
+    """Race-safe: two first requests from a new workspace at once make one row."""
+    q = select(Workspace).where(Workspace.platform == platform, Workspace.external_id == external_id)
+    ws = await s.scalar(q)
     if ws is None:
-        ws = Workspace(platform=platform, external_id=external_id, name=name,
-                       settings={"approvers": [], "digest_channel": None, "digest_hour": 9,
-                                 "governance_mode": "approve"})
-        s.add(ws)
-        await s.flush()
+        await s.execute(_dialect_insert(s, Workspace).values(
+            platform=platform, external_id=external_id, name=name, created_at=utcnow(),
+            settings={"approvers": [], "digest_channel": None, "digest_hour": 9, "governance_mode": "approve"})
+            .on_conflict_do_nothing(index_elements=["platform", "external_id"]))
+        ws = await s.scalar(q.execution_options(populate_existing=True))
     return ws
 
 
@@ -536,16 +547,12 @@ async def add_message_ref(s: AsyncSession, model: type, row_id: int, platform: s
 
 
 async def first_time_event(s: AsyncSession, platform: str, event_id: str) -> bool:
-    """True the first time an event id is seen; False for a retried delivery."""
-    from storage.bulk import upsert_rows
-
-    before = await s.scalar(select(func.count()).select_from(ChatEvent)
-                            .where(ChatEvent.platform == platform, ChatEvent.event_id == event_id))
-    if before:
-        return False
-    await upsert_rows(s, ChatEvent.__table__, ("platform", "event_id", "received_at"),
-                      [(platform, event_id, utcnow())], conflict=("platform", "event_id"))
-    return True
+    """True the first time an event id is seen; False for a retried delivery (also when two deliveries
+    race: one insert wins, the other does nothing)."""
+    res = await s.execute(_dialect_insert(s, ChatEvent).values(platform=platform, event_id=event_id,
+                                                               received_at=utcnow())
+                          .on_conflict_do_nothing(index_elements=["platform", "event_id"]))
+    return res.rowcount == 1
 
 
 async def issue_oauth_state(s: AsyncSession, ttl: timedelta = timedelta(minutes=10)) -> str:
@@ -563,3 +570,46 @@ async def consume_oauth_state(s: AsyncSession, state: str) -> bool:
 async def latest_predictions_scan(s: AsyncSession, account_id: int) -> Scan | None:
     """The newest succeeded scan: what questions, answers and proposals are based on."""
     return await last_scan(s, account_id, status="succeeded")
+
+
+# -- chat handlers: read helpers ------------------------------------------------------------------
+
+
+async def find_workspace(s: AsyncSession, platform: str, external_id: str) -> Workspace | None:
+    """The workspace if it exists (read-only; ``get_or_create_workspace`` creates it)."""
+    return await s.scalar(select(Workspace).where(Workspace.platform == platform,
+                                                  Workspace.external_id == external_id))
+
+
+async def resources_by_arn(s: AsyncSession, account_id: int, arns: Iterable[str] | None = None) -> dict[str, Any]:
+    """arn -> Resource row of an account (all of them, or those named)."""
+    from storage.models import Resource
+
+    q = select(Resource).where(Resource.account_id == account_id)
+    if arns is not None:
+        q = q.where(Resource.arn.in_(list(arns)))
+    return {r.arn: r for r in (await s.scalars(q)).all()}
+
+
+async def change_set_arns(s: AsyncSession, account_id: int, statuses: Iterable[str] = ("proposed", "approved")
+                          ) -> set[str]:
+    """Resources already in a change set in one of these states (not proposed twice)."""
+    rows = await s.scalars(select(ChangeItem.arn).join(ChangeSet, ChangeItem.change_set_id == ChangeSet.id)
+                           .where(ChangeSet.account_id == account_id, ChangeSet.status.in_(tuple(statuses))))
+    return set(rows.all())
+
+
+async def open_prompt_count(s: AsyncSession, account_id: int | None = None) -> int:
+    q = select(func.count()).select_from(Prompt).where(Prompt.status == "open", Prompt.expires_at > utcnow())
+    if account_id is not None:
+        q = q.where(Prompt.account_id == account_id)
+    return int(await s.scalar(q) or 0)
+
+
+async def daily_cost_rows(s: AsyncSession, account_id: int) -> list[tuple[str, Any, float]]:
+    """(arn, day, cost_usd) of an account, oldest day first."""
+    from storage.models import DailyCost
+
+    rows = await s.execute(select(DailyCost.arn, DailyCost.day, DailyCost.cost_usd)
+                           .where(DailyCost.account_id == account_id).order_by(DailyCost.day, DailyCost.arn))
+    return [(a, d, float(c)) for a, d, c in rows]

@@ -553,3 +553,20 @@ async def test_failed_transaction_leaves_nothing(db: Database) -> None:
     assert await _count(db, Label) == 0
     assert await _count(db, Scan) == 0
     assert await _count(db, AuditEntry) == 1  # only account.add
+
+
+@pytest.mark.asyncio
+async def test_first_requests_racing_make_one_workspace_and_one_event(db: Database) -> None:
+    """Concurrent first commands from a new workspace, and two deliveries of one Slack event at once."""
+    import asyncio
+
+    async def one() -> tuple[int, bool]:
+        async with db.session() as s:
+            ws = await repo.get_or_create_workspace(s, "slack", "T_RACE")
+            return ws.id, await repo.first_time_event(s, "slack", "Ev_RACE")
+
+    results = await asyncio.gather(*[one() for _ in range(6)])
+    assert len({ws for ws, _ in results}) == 1
+    assert sorted(first for _, first in results) == [False] * 5 + [True]
+    async with db.session() as s:
+        assert await repo.first_time_event(s, "slack", "Ev_OTHER") is True
