@@ -475,3 +475,15 @@ async def test_worker_context_takes_the_slack_notifier(tmp_path: Path, monkeypat
     app = build_slack_app(Services(db=None, queue=None, settings=settings),
                           settings.model_copy(update={"slack_signing_secret": None}), socket=True)
     assert app.client.token == TOKEN
+
+
+@pytest.mark.asyncio
+async def test_tokens_never_reach_the_logs(slack: Harness, caplog: pytest.LogCaptureFixture):
+    """At the level the processes log (INFO), through a command, a scan and a failing Web API call."""
+    with caplog.at_level("INFO"):
+        await slack.command("help")
+        await slack.command("scan")
+        await slack.standin.wait_for(lambda: slack.standin.of("chat.update"), what="a progress update")
+        await slack.command("definitely-not-a-subcommand")
+    assert caplog.records, "nothing was logged: the check would be empty"
+    assert TOKEN not in caplog.text and SECRET not in caplog.text
