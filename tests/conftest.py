@@ -162,3 +162,17 @@ def redis_url() -> Iterator[str]:
     yield REDIS_TEST_URL
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
+    """Every scan in the test trains the cheap model: for tests about what surrounds the engine (CLI,
+    jobs, handlers, Slack), where the default model's quality is measured elsewhere."""
+    import engine.scan
+
+    real = engine.scan.fit_predict
+
+    def fit(graph, y, classes, cfg=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
+
+    monkeypatch.setattr(engine.scan, "fit_predict", fit)

@@ -9,7 +9,6 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import engine.scan
 from bot.chat import run_chat
 from bot.settings import Settings
 from jobs.accounts import synthetic_dir
@@ -36,14 +35,8 @@ status
 """
 
 
-@pytest.fixture(autouse=True)
-def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
-    real = engine.scan.fit_predict
-
-    def fit(graph, y, classes, cfg=None, *args, **kwargs):
-        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
-
-    monkeypatch.setattr(engine.scan, "fit_predict", fit)
+# Train the cheap model (conftest.fast_model): these tests are about what surrounds it.
+pytestmark = pytest.mark.usefixtures("fast_model")
 
 
 @pytest.mark.asyncio

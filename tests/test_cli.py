@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 import bot.cli
-import engine.scan
 from bot.cli import app
 from engine.bundle import load_bundle
 from engine.evaluate import load_truth
@@ -25,15 +24,8 @@ from tests.test_scan import check_summary_contract
 TINY_SYNTH = dict(teams=3, resources_per_team=12, days=3, events_per_day=5.0)
 
 
-@pytest.fixture(autouse=True)
-def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
-    """The CLI trains the default model; these tests are about the CLI, so train the cheap one."""
-    real = engine.scan.fit_predict
-
-    def fit(graph, y, classes, cfg=None, *args, **kwargs):
-        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
-
-    monkeypatch.setattr(engine.scan, "fit_predict", fit)
+# Train the cheap model (conftest.fast_model): these tests are about what surrounds it.
+pytestmark = pytest.mark.usefixtures("fast_model")
 
 
 @pytest.fixture

@@ -13,18 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import engine.scan
 from bot.cli import app
 
-
-@pytest.fixture(autouse=True)
-def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
-    real = engine.scan.fit_predict
-
-    def fit(graph, y, classes, cfg=None, *args, **kwargs):
-        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
-
-    monkeypatch.setattr(engine.scan, "fit_predict", fit)
+# Train the cheap model (conftest.fast_model): these tests are about what surrounds it.
+pytestmark = pytest.mark.usefixtures("fast_model")
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ from storage.models import (
 SMALL = dict(seed=2, teams=3, resources_per_team=12, days=3, events_per_resource_day=6.0)
 ADMIN = Who(platform="slack", workspace="T1", user_id="UADMIN")
 BOB = Who(platform="slack", workspace="T1", user_id="UBOB")
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("fast_model")]
 ALL_TABLES = (Account, AuditEntry, ChangeItem, ChangeSet, DailyCost, Event, Label, Prediction, Prompt, Resource, Scan,
               Workspace)
 
@@ -57,14 +57,6 @@ def _settings(data: Path) -> Settings:
                     job_timeout=120, job_tries=1, workers=1, approvers="UADMIN")
 
 
-@pytest.fixture(autouse=True)
-def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
-    real = engine.scan.fit_predict
-
-    def fit(graph, y, classes, cfg=None, *args, **kwargs):
-        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
-
-    monkeypatch.setattr(engine.scan, "fit_predict", fit)
 
 
 @pytest.fixture(scope="module")

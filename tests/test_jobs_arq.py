@@ -21,7 +21,6 @@ from arq.worker import create_worker
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-import engine.scan
 import jobs.tasks
 from bot.settings import Settings
 from jobs.accounts import account_bundle
@@ -37,14 +36,6 @@ QUEUE = "costdna-test"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
-    real = engine.scan.fit_predict
-
-    def fit(graph, y, classes, cfg=None, *args, **kwargs):
-        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
-
-    monkeypatch.setattr(engine.scan, "fit_predict", fit)
 
 
 def make_settings(tmp_path: Path, db_url: str, redis_url: str, **kw: Any) -> Settings:

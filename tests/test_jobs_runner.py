@@ -39,15 +39,8 @@ SMALL = dict(seed=2, teams=3, resources_per_team=12, days=3, events_per_resource
 assert set(SMALL) <= set(SYNTHETIC_DEFAULTS)
 
 
-@pytest.fixture(autouse=True)
-def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
-    """The jobs train the default model; these tests are about the jobs, so train the cheap one."""
-    real = engine.scan.fit_predict
-
-    def fit(graph, y, classes, cfg=None, *args, **kwargs):
-        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
-
-    monkeypatch.setattr(engine.scan, "fit_predict", fit)
+# Train the cheap model (conftest.fast_model): these tests are about what surrounds it.
+pytestmark = pytest.mark.usefixtures("fast_model")
 
 
 @pytest.fixture
@@ -507,6 +500,11 @@ async def test_apply_rerun_and_rollback_tags(settings: Settings, bundle_copy: Pa
         assert {a: t for a, t in after.items() if a not in targets} == {a: t for a, t in before.items()
                                                                         if a not in targets}
         json.loads((bundle_copy / "resources.json").read_text())  # whole, valid JSON
+        from engine.bundle import load_bundle
+        from engine.tagrules import TagRules
+
+        seen = load_bundle(bundle_copy, workers=1)  # what the next scan reads
+        assert all(TagRules.default().team_of(seen.resources[a].tags)[0] == "platform-new" for a in targets)
         assert not list(bundle_copy.glob(".resources.*")), "no temp file left"
         async with ctx["db"].session() as s:
             got = await repo.get_change_set(s, cs.id)

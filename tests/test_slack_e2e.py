@@ -19,7 +19,6 @@ import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import func, select
 
-import engine.scan
 from bot.settings import Settings
 from bot.web import DB_KEY, make_app
 from storage import repo
@@ -96,14 +95,6 @@ def _text(msg: dict) -> str:
     return json.dumps(msg.get("blocks") or []) + msg.get("text", "")
 
 
-@pytest.fixture
-def fast_model(monkeypatch: pytest.MonkeyPatch, fast_model_config, torch_one_thread) -> None:
-    real = engine.scan.fit_predict
-
-    def fit(graph, y, classes, cfg=None, *args, **kwargs):
-        return real(graph, y, classes, cfg or fast_model_config, *args, **kwargs)
-
-    monkeypatch.setattr(engine.scan, "fit_predict", fit)
 
 
 @pytest_asyncio.fixture
