@@ -54,7 +54,6 @@ def fast_model() -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
-    from aiohttp import web
     from sqlalchemy import select
 
     import bot.slack.server
@@ -62,7 +61,7 @@ async def main(args: argparse.Namespace) -> int:
     from bot.web import DB_KEY, make_app
     from storage import repo
     from storage.models import Prompt
-    from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn
+    from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn, serve
 
     for var in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "REDIS_URL", "DATABASE_URL"):
         os.environ.pop(var, None)
@@ -78,15 +77,11 @@ async def main(args: argparse.Namespace) -> int:
                         slack_signing_secret=SECRET, slack_client_id=None, slack_client_secret=None,
                         slack_api_url=standin.api_url, approvers=APPROVER_ID)
     app = make_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, base = await serve(app)
     db = app[DB_KEY]
     async with db.session() as s:
         await repo.add_account(s, "bench", "synthetic", options=ACCOUNT, actor="bench")
-    client = SlackClient(f"http://127.0.0.1:{port}/slack/events", SECRET)
+    client = SlackClient(f"{base}/slack/events", SECRET)
     payloads = Payloads(shared, standin)
     ok = True
     try:

@@ -82,50 +82,39 @@ async def _driver_connection(s: AsyncSession) -> Any:
     return (await conn.get_raw_connection()).driver_connection
 
 
+def _batches(rows: Iterable[Sequence[Any]], conv: Callable[[Sequence[Any]], tuple]) -> Iterable[list[tuple]]:
+    batch: list[tuple] = []
+    for r in rows:
+        batch.append(conv(r))
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 async def upsert_rows(s: AsyncSession, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                       conflict: Sequence[str], update: Sequence[str] = ()) -> int:
     """Insert ``rows`` (tuples in ``columns`` order); on a ``conflict`` key either update the
     ``update`` columns from the new row or, with none, keep the old row. Returns rows offered."""
     raw = await _driver_connection(s)
     cols = ", ".join(columns)
-    target = ", ".join(conflict)
     action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)) if update else "DO NOTHING"
-    n = 0
+    on_conflict = f"ON CONFLICT ({', '.join(conflict)}) {action}"
     pg = s.bind.dialect.name == "postgresql"
-    conv = _converter(table, columns, pg)
+    n = 0
     if pg:
         tmp = f"_bulk_{table.name}"
         defs = ", ".join(f"{c} {_pg_type(table.c[c])}" for c in columns)
         await raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {tmp} ({defs}) ON COMMIT DROP")
-        batch: list[tuple] = []
-
-        async def flush() -> None:
+    sql = f"INSERT INTO {table.name} ({cols}) VALUES ({', '.join('?' * len(columns))}) {on_conflict}"
+    for batch in _batches(rows, _converter(table, columns, pg)):
+        if pg:
             await raw.copy_records_to_table(tmp, records=batch, columns=list(columns))
-            await raw.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {tmp} "
-                              f"ON CONFLICT ({target}) {action}")
+            await raw.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {tmp} {on_conflict}")
             await raw.execute(f"TRUNCATE {tmp}")
-
-        for r in rows:
-            batch.append(conv(r))
-            if len(batch) >= CHUNK:
-                await flush()
-                n += len(batch)
-                batch = []
-        if batch:
-            await flush()
-            n += len(batch)
-        return n
-    sql = (f"INSERT INTO {table.name} ({cols}) VALUES ({', '.join('?' * len(columns))}) "
-           f"ON CONFLICT ({target}) {action}")
-    batch = []
-    for r in rows:
-        batch.append(conv(r))
-        if len(batch) >= CHUNK:
+        else:
             await raw.executemany(sql, batch)
-            n += len(batch)
-            batch = []
-    if batch:
-        await raw.executemany(sql, batch)
         n += len(batch)
     return n
 
@@ -133,25 +122,13 @@ async def upsert_rows(s: AsyncSession, table: Table, columns: Sequence[str], row
 async def insert_rows(s: AsyncSession, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Plain inserts (no conflict possible), at the same speed."""
     raw = await _driver_connection(s)
-    n = 0
-    batch: list[tuple] = []
     pg = s.bind.dialect.name == "postgresql"
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    conv = _converter(table, columns, pg)
-
-    async def flush() -> None:
+    n = 0
+    for batch in _batches(rows, _converter(table, columns, pg)):
         if pg:
             await raw.copy_records_to_table(table.name, records=batch, columns=list(columns))
         else:
             await raw.executemany(sql, batch)
-
-    for r in rows:
-        batch.append(conv(r))
-        if len(batch) >= CHUNK:
-            await flush()
-            n += len(batch)
-            batch = []
-    if batch:
-        await flush()
         n += len(batch)
     return n

@@ -308,3 +308,15 @@ def check_blocks(msg: dict[str, Any]) -> list[str]:
     if "blocks" in msg:
         problems.extend(check_message({"text": msg.get("text", ""), "blocks": msg["blocks"]}))
     return problems
+
+
+async def serve(app: Any) -> tuple[Any, str]:
+    """Run an aiohttp application on a free port of 127.0.0.1: (runner to clean up, base URL)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"

@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from sqlalchemy import func, select
 
 from bot.settings import Settings
 from bot.web import DB_KEY, make_app
 from storage import repo
 from storage.models import AuditEntry, ChangeSet, ChatEvent, Label, Prompt, Scan
-from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn, check_blocks
+from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn, check_blocks, serve
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-test-token-123"
@@ -110,15 +109,11 @@ async def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Pa
                         slack_signing_secret=SECRET, slack_client_id=None, slack_client_secret=None,
                         slack_api_url=standin.api_url, approvers=APPROVER_ID)
     app = make_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, base = await serve(app)
     db = app[DB_KEY]
     async with db.session() as s:
         await repo.add_account(s, "tiny", "synthetic", options=SMALL, actor="test")
-    client = SlackClient(f"http://127.0.0.1:{port}/slack/events", SECRET)
+    client = SlackClient(f"{base}/slack/events", SECRET)
     try:
         yield Harness(standin, client, Payloads(shared_data, standin), db, settings, tmp_path / "data")
     finally:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import select, text
 
@@ -20,7 +19,7 @@ from storage import crypto
 from storage.db import Database
 from storage.models import Installation as InstallationRow
 from storage.models import Workspace
-from tests.slack_standin import BOT_USER_ID, TEAM_ID, SlackClient, SlackStandIn
+from tests.slack_standin import BOT_USER_ID, TEAM_ID, SlackClient, SlackStandIn, serve
 
 TOKEN = "xoxb-1234-5678-very-secret-bot-token"
 SECRET = "oauth-signing-secret"
@@ -129,13 +128,9 @@ async def oauth_app(tmp_path: Path, sqlite_url: str, secret_key: None, monkeypat
                         slack_bot_token=None, slack_signing_secret=SECRET, slack_client_id="111.222",
                         slack_client_secret="client-secret", slack_api_url=standin.api_url)
     app = make_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, base = await serve(app)
     try:
-        yield f"http://127.0.0.1:{port}", standin, app[DB_KEY]
+        yield base, standin, app[DB_KEY]
     finally:
         await runner.cleanup()
         await standin.stop()
