@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,13 +104,28 @@ def actor_type(key: str) -> str:
     return head if head in ACTOR_TYPES else "unknown"
 
 
-def _policy_matchers(patterns: tuple[str, ...]) -> list[re.Pattern[str] | str]:
-    out: list[re.Pattern[str] | str] = []
+def _policy_matchers(patterns: tuple[str, ...]) -> list[tuple[re.Pattern[str], str] | str]:
+    """Exact ARNs as strings, wildcards as (compiled pattern, the glob itself)."""
+    out: list[tuple[re.Pattern[str], str] | str] = []
     for p in patterns:
         if p == "*" or not p.startswith("arn:"):
             continue  # a blanket grant says nothing about ownership
-        out.append(re.compile(fnmatch.translate(p)) if ("*" in p or "?" in p) else p)
+        out.append((re.compile(fnmatch.translate(p)), p) if ("*" in p or "?" in p) else p)
     return out
+
+
+def _glob_hits(matcher: tuple[re.Pattern[str], str], sorted_arns: list[str], index: dict[str, int]) -> Iterator[int]:
+    """Indices of the ARNs a policy wildcard matches, looking only at those that share its literal
+    prefix (found by bisection): a policy per team times every resource was quadratic at scale."""
+    pattern, glob = matcher
+    cut = min((i for i in (glob.find("*"), glob.find("?"), glob.find("[")) if i >= 0), default=len(glob))
+    prefix = glob[:cut]
+    for k in range(bisect_left(sorted_arns, prefix), len(sorted_arns)):
+        arn = sorted_arns[k]
+        if not arn.startswith(prefix):
+            break
+        if pattern.match(arn):
+            yield index[arn]
 
 
 def build_graph(bundle: Bundle, arns: list[str] | None = None) -> OwnershipGraph:
@@ -155,6 +172,7 @@ def build_graph(bundle: Bundle, arns: list[str] | None = None) -> OwnershipGraph
             if r is not None:
                 add("deploy", ent("actor", key), r, decay(d.time))
                 add("repo", ent("repo", d.repo), r, decay(d.time))
+    sorted_arns = sorted(index)
     for p in bundle.principals.values():
         matchers = _policy_matchers(p.policy_resources)
         if not matchers:
@@ -165,11 +183,12 @@ def build_graph(bundle: Bundle, arns: list[str] | None = None) -> OwnershipGraph
             r = index.get(arn)
             if r is not None:
                 add("policy", a, r, 1.0)
-        pats = [m for m in matchers if not isinstance(m, str)]
-        if pats:
-            for arn, r in index.items():
-                if any(m.match(arn) for m in pats):
-                    add("policy", a, r, 1.0)
+        hits: set[int] = set()
+        for m in matchers:
+            if not isinstance(m, str):
+                hits.update(_glob_hits(m, sorted_arns, index))
+        for r in sorted(hits):
+            add("policy", a, r, 1.0)
     for itf in bundle.interfaces:
         r = index.get(itf.resource) if itf.resource else None
         if r is None:
