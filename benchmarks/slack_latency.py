@@ -57,11 +57,9 @@ async def main(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     import bot.slack.server
-    from bot.settings import Settings
-    from bot.web import DB_KEY, make_app
     from storage import repo
     from storage.models import Prompt
-    from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn, serve
+    from tests.slack_standin import Payloads, SlackStandIn, start_bot
 
     for var in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "REDIS_URL", "DATABASE_URL"):
         os.environ.pop(var, None)
@@ -72,16 +70,8 @@ async def main(args: argparse.Namespace) -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="costdna-slack-bench-"))
     standin = await SlackStandIn().start()
-    settings = Settings(data_dir=tmp / "data", database_url=f"sqlite+aiosqlite:///{tmp / 'costdna.db'}",
-                        redis_url=None, workers=1, job_timeout=600, slack_bot_token="xoxb-bench",
-                        slack_signing_secret=SECRET, slack_client_id=None, slack_client_secret=None,
-                        slack_api_url=standin.api_url, approvers=APPROVER_ID)
-    app = make_app(settings)
-    runner, base = await serve(app)
-    db = app[DB_KEY]
-    async with db.session() as s:
-        await repo.add_account(s, "bench", "synthetic", options=ACCOUNT, actor="bench")
-    client = SlackClient(f"{base}/slack/events", SECRET)
+    bot = await start_bot(tmp, standin, SECRET, token="xoxb-bench", account="bench", options=ACCOUNT, job_timeout=600)
+    runner, db, client = bot.runner, bot.db, bot.client
     payloads = Payloads(shared, standin)
     ok = True
     try:

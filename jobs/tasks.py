@@ -21,7 +21,7 @@ from typing import Any
 from arq import Retry
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from jobs.accounts import ScanInputError, account_bundle
+from jobs.accounts import ScanInputError, account_bundle, aws_credentials_problem
 from storage import repo
 from storage.persist import save_scan_result
 
@@ -176,9 +176,6 @@ async def retrain(ctx: dict, account_id: int) -> dict[str, Any]:
 
 async def apply_tag_changes(ctx: dict, change_set_id: int, rollback: bool = False) -> dict[str, Any]:
     """Write an approved change set's tags (or restore the previous ones) and record each result."""
-    from jobs.accounts import account_bundle
-    from jobs.tagwriter import BundleTagWriter, TagWriteError
-
     db, notify, settings = ctx["db"], ctx["notify"], ctx["settings"]
     async with db.session() as s:
         cs = await repo.get_change_set(s, change_set_id)
@@ -190,28 +187,8 @@ async def apply_tag_changes(ctx: dict, change_set_id: int, rollback: bool = Fals
         items = await repo.change_items(s, change_set_id)
     todo = {i.arn: (i.previous_tags if rollback else i.new_tags) for i in items
             if i.status == ("applied" if rollback else "pending")}
-    errors: dict[str, str] = {}
-    if account.kind in ("synthetic", "bundle"):
-        try:
-            writer = BundleTagWriter(await asyncio.to_thread(account_bundle, account, settings.data_dir))
-            errors = await asyncio.to_thread(writer.write, todo)
-        except (ScanInputError, TagWriteError, OSError) as e:
-            errors = dict.fromkeys(todo, str(e))
-    elif todo:  # aws: the tagging API, through the account's role
-        from jobs.accounts import aws_credentials_problem
-        from jobs.aws_tags import AwsTagWriter
-
-        problem = aws_credentials_problem()
-        if problem:
-            errors = dict.fromkeys(todo, problem)
-        else:
-            other = {i.arn: (i.new_tags if rollback else i.previous_tags) for i in items if i.arn in todo}
-            writer = AwsTagWriter(regions=account.regions or None, role_arn=account.role_arn,
-                                  external_id=account.external_id, endpoint_url=settings.aws_endpoint_url)
-            try:
-                errors = await writer.write(todo, previous=other)
-            except TagWriteError as e:
-                errors = dict.fromkeys(todo, str(e))
+    previous = {i.arn: (i.new_tags if rollback else i.previous_tags) for i in items if i.arn in todo}
+    errors = await _write_tags(account, settings, todo, previous) if todo else {}
     async with db.session() as s:
         await repo.record_item_results(s, change_set_id, errors, rollback=rollback)
         items = await repo.change_items(s, change_set_id)
@@ -224,3 +201,28 @@ async def apply_tag_changes(ctx: dict, change_set_id: int, rollback: bool = Fals
         await repo.transition_change_set(s, change_set_id, to, actor="costdna", **{key: done, "failed": failed})
     await notify("changeset." + to, change_set_id=change_set_id, done=done, failed=failed)
     return {"change_set_id": change_set_id, "status": to, "done": done, "failed": failed, "errors": errors}
+
+
+async def _write_tags(account: Any, settings: Any, tags: dict[str, dict[str, str]],
+                      previous: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Set each resource's tags where the account keeps them; ``arn -> error`` for the failures.
+    A failure of the whole write (unreadable bundle, no credentials, role not assumable) fails every item."""
+    from jobs.tagwriter import BundleTagWriter, TagWriteError
+
+    if account.kind in ("synthetic", "bundle"):
+        try:
+            writer = BundleTagWriter(await asyncio.to_thread(account_bundle, account, settings.data_dir))
+            return await asyncio.to_thread(writer.write, tags)
+        except (ScanInputError, TagWriteError, OSError) as e:
+            return dict.fromkeys(tags, str(e))
+    from jobs.aws_tags import AwsTagWriter  # aws: the tagging API, through the account's role
+
+    problem = aws_credentials_problem()
+    if problem:
+        return dict.fromkeys(tags, problem)
+    writer = AwsTagWriter(regions=account.regions or None, role_arn=account.role_arn,
+                          external_id=account.external_id, endpoint_url=settings.aws_endpoint_url)
+    try:
+        return await writer.write(tags, previous=previous)
+    except TagWriteError as e:
+        return dict.fromkeys(tags, str(e))

@@ -24,26 +24,6 @@ _EPOCH = date(1970, 1, 1)
 Progress = Callable[[str, float], None]
 
 
-def _insert(s: AsyncSession, model: type):  # type: ignore[no-untyped-def]
-    """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
-    if s.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(model)
-
-
-def _chunks(rows: Iterable[dict[str, Any]], n: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for r in rows:
-        batch.append(r)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _ts(t: float | None) -> datetime | None:
     return datetime.fromtimestamp(t, UTC) if t is not None and t == t and abs(t) != float("inf") else None
 
@@ -139,12 +119,8 @@ async def sync_tag_labels(s: AsyncSession, account_id: int, tag_teams: dict[str,
         await s.execute(update(Label).where(Label.account_id == account_id, Label.source == "tag",
                                             Label.superseded_at.is_(None), Label.arn.in_(stale[i:i + 500]))
                         .values(superseded_at=now))
-    stmt = _insert(s, Label)
-    rows = ({"account_id": account_id, "arn": arn, "team": tag_teams[arn], "source": "tag", "actor": "cloud",
-             "created_at": now} for arn in changed)
-    for batch in _chunks(rows):
-        await s.execute(stmt, batch)
-    return len(changed)
+    return await insert_rows(s, Label.__table__, ("account_id", "arn", "team", "source", "actor", "created_at"),
+                             ((account_id, arn, tag_teams[arn], "tag", "cloud", now) for arn in changed))
 
 
 async def save_scan_result(s: AsyncSession, account_id: int, scan_id: int, result: Any,
@@ -156,8 +132,7 @@ async def save_scan_result(s: AsyncSession, account_id: int, scan_id: int, resul
     say("save", 0.0)
     counts["resources"] = await save_resources(s, account_id, bundle.resources.values())
     say("save", 0.2)
-    act = bundle.activity
-    counts["events"] = await save_events(s, account_id, act.iter_changes() if hasattr(act, "iter_changes") else None)
+    counts["events"] = await save_events(s, account_id, bundle.activity.iter_changes())
     say("save", 0.5)
     counts["cost_days"] = await save_daily_costs(s, account_id, bundle.costs.days, bundle.costs.by_resource)
     say("save", 0.8)

@@ -55,6 +55,14 @@ def _dialect_insert(s: AsyncSession, model: type):  # type: ignore[no-untyped-de
     return insert(model)
 
 
+async def _fetch(s: AsyncSession, model: type, row_id: int, what: str):  # type: ignore[no-untyped-def]
+    """A row by id, as the database has it now; ``NotFound`` naming ``what`` when there is none."""
+    row = await s.get(model, row_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"unknown {what} {row_id}")
+    return row
+
+
 # -- audit --------------------------------------------------------------------------------------
 
 
@@ -189,10 +197,7 @@ async def create_scan(s: AsyncSession, account: Account, requested_by: str = "")
 
 
 async def get_scan(s: AsyncSession, scan_id: int) -> Scan:
-    scan = await s.get(Scan, scan_id, populate_existing=True)
-    if scan is None:
-        raise NotFound(f"unknown scan {scan_id}")
-    return scan
+    return await _fetch(s, Scan, scan_id, "scan")
 
 
 async def active_scan(s: AsyncSession, account_id: int) -> Scan | None:
@@ -341,10 +346,7 @@ async def propose_change_set(s: AsyncSession, account_id: int, items: list[dict[
 
 
 async def get_change_set(s: AsyncSession, cs_id: int) -> ChangeSet:
-    cs = await s.get(ChangeSet, cs_id, populate_existing=True)
-    if cs is None:
-        raise NotFound(f"unknown change set {cs_id}")
-    return cs
+    return await _fetch(s, ChangeSet, cs_id, "change set")
 
 
 async def change_items(s: AsyncSession, cs_id: int) -> list[ChangeItem]:
@@ -423,9 +425,7 @@ async def open_alert(s: AsyncSession, account_id: int, kind: str, arn: str | Non
 
 async def set_alert_status(s: AsyncSession, alert_id: int, status: str, *, actor: str = "",
                            snooze: timedelta | None = None) -> Alert:
-    alert = await s.get(Alert, alert_id)
-    if alert is None:
-        raise NotFound(f"unknown alert {alert_id}")
+    alert = await _fetch(s, Alert, alert_id, "alert")
     if status not in ("open", "expected", "snoozed", "resolved"):
         raise ValueError(f"unknown alert status {status!r}")
     alert.status, alert.updated_at = status, utcnow()
@@ -435,10 +435,7 @@ async def set_alert_status(s: AsyncSession, alert_id: int, status: str, *, actor
 
 
 async def add_chat_ref(s: AsyncSession, alert_id: int, platform: str, channel: str, ts: str) -> None:
-    alert = await s.get(Alert, alert_id)
-    if alert is None:
-        raise NotFound(f"unknown alert {alert_id}")
-    alert.chat_refs = [*alert.chat_refs, {"platform": platform, "channel": channel, "ts": ts}]
+    await add_message_ref(s, Alert, alert_id, platform, channel, ts)
 
 
 # -- status -------------------------------------------------------------------------------------
@@ -498,10 +495,7 @@ async def open_prompt_arns(s: AsyncSession, account_id: int) -> set[str]:
 
 
 async def get_prompt(s: AsyncSession, prompt_id: int) -> Prompt:
-    p = await s.get(Prompt, prompt_id, populate_existing=True)
-    if p is None:
-        raise NotFound(f"unknown question {prompt_id}")
-    return p
+    return await _fetch(s, Prompt, prompt_id, "question")
 
 
 async def close_prompt(s: AsyncSession, prompt_id: int, nonce: str, status: str, *, user: str,
@@ -539,10 +533,8 @@ async def check_change_set_nonce(s: AsyncSession, cs_id: int, nonce: str) -> Cha
 
 
 async def add_message_ref(s: AsyncSession, model: type, row_id: int, platform: str, channel: str, ts: str) -> None:
-    """Remember a chat message that shows a scan, change set or prompt, to update it later."""
-    row = await s.get(model, row_id)
-    if row is None:
-        raise NotFound(f"unknown {model.__tablename__[:-1]} {row_id}")
+    """Remember a chat message that shows a scan, change set, prompt or alert, to update it later."""
+    row = await _fetch(s, model, row_id, model.__tablename__[:-1])
     row.chat_refs = [*(row.chat_refs or []), {"platform": platform, "channel": channel, "ts": ts}]
 
 

@@ -320,3 +320,31 @@ async def serve(app: Any) -> tuple[Any, str]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return runner, f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class RunningBot:
+    settings: Any  # bot.settings.Settings
+    runner: Any  # aiohttp AppRunner: clean up with ``await runner.cleanup()``
+    db: Any  # storage.db.Database of the running app
+    client: SlackClient  # signs and posts to its /slack/events
+
+
+async def start_bot(root: Any, standin: SlackStandIn, secret: str, *, token: str, account: str,
+                    options: dict[str, Any], job_timeout: int) -> RunningBot:
+    """The real web app with Slack mounted (single workspace, SQLite under ``root``, in-process jobs)
+    talking to ``standin``, with one synthetic account: what the e2e tests and the latency benchmark run."""
+    from bot.settings import Settings
+    from bot.web import DB_KEY, make_app
+    from storage import repo
+
+    settings = Settings(data_dir=root / "data", database_url=f"sqlite+aiosqlite:///{root / 'costdna.db'}",
+                        redis_url=None, workers=1, job_timeout=job_timeout, slack_bot_token=token,
+                        slack_signing_secret=secret, slack_client_id=None, slack_client_secret=None,
+                        slack_api_url=standin.api_url, approvers=APPROVER_ID)
+    app = make_app(settings)
+    runner, base = await serve(app)
+    db = app[DB_KEY]
+    async with db.session() as s:
+        await repo.add_account(s, account, "synthetic", options=options, actor="test")
+    return RunningBot(settings, runner, db, SlackClient(f"{base}/slack/events", secret))

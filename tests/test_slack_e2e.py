@@ -19,10 +19,10 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from bot.settings import Settings
-from bot.web import DB_KEY, make_app
+from bot.web import make_app
 from storage import repo
 from storage.models import AuditEntry, ChangeSet, ChatEvent, Label, Prompt, Scan
-from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn, check_blocks, serve
+from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn, check_blocks, start_bot
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-test-token-123"
@@ -104,21 +104,12 @@ async def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Pa
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(bot.slack.server, "QUEUE_CLOSE_TIMEOUT_S", 1)  # a deferred retrain is not waited for
     standin = await SlackStandIn().start()
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{tmp_path / 'costdna.db'}",
-                        redis_url=None, workers=1, job_timeout=120, slack_bot_token=TOKEN,
-                        slack_signing_secret=SECRET, slack_client_id=None, slack_client_secret=None,
-                        slack_api_url=standin.api_url, approvers=APPROVER_ID)
-    app = make_app(settings)
-    runner, base = await serve(app)
-    db = app[DB_KEY]
-    async with db.session() as s:
-        await repo.add_account(s, "tiny", "synthetic", options=SMALL, actor="test")
-    client = SlackClient(f"{base}/slack/events", SECRET)
+    bot = await start_bot(tmp_path, standin, SECRET, token=TOKEN, account="tiny", options=SMALL, job_timeout=120)
     try:
-        yield Harness(standin, client, Payloads(shared_data, standin), db, settings, tmp_path / "data")
+        yield Harness(standin, bot.client, Payloads(shared_data, standin), bot.db, bot.settings, tmp_path / "data")
     finally:
-        await client.close()
-        await runner.cleanup()
+        await bot.client.close()
+        await bot.runner.cleanup()
         await standin.stop()
 
 
