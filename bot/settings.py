@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     queue_name: str = Field(default="costdna", description="arq queue name")
     job_timeout: int = Field(default=3600, description="seconds a job may run before it is cancelled")
     job_tries: int = Field(default=3, description="attempts per job on transient errors")
+    # A running job holds a lease that its worker renews every job_heartbeat_s; a worker that dies
+    # (SIGKILL, OOM, a deploy) stops renewing, and another worker takes the job once job_lease_s has
+    # passed since the last renewal -- instead of arq's own job_timeout + 10 s (an hour by default).
+    # The lease must outlast a few missed beats (a busy event loop, a Redis blip) so that a live but
+    # slow job is never taken over; it is raised to at least 3 beats (see jobs.lease).
+    job_heartbeat_s: float = Field(default=10.0, gt=0, description="seconds between a running job's lease renewals")
+    job_lease_s: float = Field(default=45.0, gt=0, description="seconds after its last renewal that a dead "
+                                                               "worker's job is taken by another worker")
 
     # Chat. Slack's own variable names.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 
-def _usd(v: float) -> str:
-    return f"${v:,.2f}"
+def _usd(v: float | None) -> str:
+    """``$1,234.56``; a credit reads ``-$3.00``."""
+    from handlers.views import money
+
+    return money(v)
 
 
 def print_synth(out: Console, s) -> None:
@@ -22,23 +27,34 @@ def print_synth(out: Console, s) -> None:
 def print_summary(out: Console, result) -> None:
     """A scan's executive summary; ``result`` is a ScanResult or a stored summary dict."""
     s = result if isinstance(result, dict) else result.summary
+    from handlers.views import bill_line
+
     total = s["total_cost_usd"] or 0.0
-    pct = (lambda v: f" ({100 * v / total:.0f}%)") if total else (lambda v: "")
+    on_resources = total - (s["unattributable_cost_usd"] or 0.0)  # the spend an owner can be found for
+    pct = (lambda v: f" ({100 * v / on_resources:.0f}% of resource spend)") if on_resources > 0 else (lambda v: "")
     lines = [
         f"[bold]{s['resources']:,}[/] resources, [bold]{s['untagged_resources']:,}[/] without an owner tag",
-        f"spend {_usd(total)} from {s['period']['start'] or '?'} to {s['period']['end'] or '?'}",
+        f"amortized spend {_usd(total)} from {s['period']['start'] or '?'} to {s['period']['end'] or '?'}",
         f"untagged spend {_usd(s['untagged_cost_usd'])}{pct(s['untagged_cost_usd'])}; "
         f"[green]{_usd(s['attributable_cost_usd'])}[/] of it attributable at ≥{s['confidence_threshold']:.0%} confidence "
         f"({s['attributable_resources']:,} resources)",
-        f"unattributable (no resource id: tax, support, transfer) {_usd(s['unattributable_cost_usd'])}",
+        f"unattributable (no resource id: tax, support, transfer, refunds) {_usd(s['unattributable_cost_usd'])}",
     ]
+    if bill := bill_line(s):
+        lines.append(escape(bill))
+    for note in s.get("duplicate_exports") or []:
+        lines.append(f"[yellow]counted once:[/] {escape(note)}")
     if s["tag_conflict_count"]:
         lines.append(f"[yellow]{s['tag_conflict_count']}[/] owner tags disagree with behaviour")
     if s["no_team_count"]:
         lines.append(f"[yellow]{s['no_team_count']}[/] resources fit no team (vendor, orphaned or abandoned?)")
     for m in s["missing"]:
-        lines.append(f"[yellow]missing:[/] {m}")
-    out.print(Panel("\n".join(lines), title="costdna scan", expand=False))
+        lines.append(f"[yellow]missing:[/] {escape(m)}")
+    # Wrapped at the console's width, even on a soft-wrapping console (the CLI's keeps long paths whole):
+    # a cut-off "missing:" line loses the very advice it exists for.
+    body = Text.from_markup("\n".join(lines), overflow="fold")
+    body.no_wrap = False
+    out.print(Panel(body, title="costdna scan", expand=False), soft_wrap=False)
     if s["teams"]:
         t = Table(title="by owning team (tag, or prediction ≥ threshold)")
         for col in ("team", "resources", "spend", "inferred", "inferred spend"):
@@ -147,7 +163,9 @@ def print_status(out: Console, report: dict) -> None:
             last, res, attr = "never scanned", "", ""
         else:
             last = f"#{sc['id']} {sc['status']}"
-            if sc["status"] in ("queued", "running"):
+            if sc.get("worker_lost"):  # its worker died: another takes the job as the lease lapses
+                last += f" [yellow]{sc['state']}[/] {_bar(sc['progress'], 8)} {sc['stage']}"
+            elif sc["status"] in ("queued", "running"):
                 last += f" {_bar(sc['progress'], 8)} {sc['stage']}"
             res = f"{sc['resources']:,}" if sc["resources"] is not None else ""
             attr = _usd(sc["attributable_cost_usd"]) if sc["attributable_cost_usd"] is not None else ""

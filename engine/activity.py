@@ -9,7 +9,7 @@ folds merged, so memory stays proportional to resources × actors.
 The create and manage events themselves (not the data-plane USE traffic, which is most of the
 volume) are kept too, for the record of who changed what: ``Activity.changes`` is a
 ``pyarrow.Table`` with one row per such event that names at least one resource and has a
-CloudTrail ``eventID``, in file and record order (the order of ``merge``), nothing deduplicated:
+CloudTrail ``eventID``, in file and record order (the order of ``merge``), each event once (below):
 
     event_id      string            CloudTrail eventID (never null or empty: records without one are left out)
     time          double            epoch seconds, null when the record has no readable time
@@ -24,10 +24,46 @@ The rows are gathered in columns (:class:`ChangeLog`) and, for folds big enough 
 processes, written by those workers to Arrow IPC files in a temporary directory that lives as long
 as the Activity, so neither they nor the main process hold them in memory. ``changes`` maps those
 files; ``iter_changes`` gives them as record batches.
+
+Each event counts once, in every aggregate and in the change log, however often it was delivered.
+CloudTrail delivers at least once, and bundles get copied: a bundle whose every file is there twice
+must give the same Activity as the bundle once. Two checks, both in bounded memory:
+
+* Files are folded in delivery order (``engine.sources.cloudtrail.delivery_order``: account, region,
+  the delivery time in the S3 name), and a file byte-identical to another is folded once (only files
+  of the same size are read and hashed, with BLAKE2b): ``duplicate_files`` counts them, and a log
+  line at info level names one.
+* Records: a record with an ``eventID`` is keyed by a 64-bit hash of its eventID, its time and who
+  did what to which resources (principal, resources, relation: a copy says the same, and made-up
+  eventIDs reused for different events, as in test corpora, stay apart), and left out when a record
+  with that key was met before (``duplicates`` counts them; a record naming no resource, which
+  only counts, is keyed by eventID and time alone). The check comes after the record's group is
+  known and before anything of it is added. The keys are held
+  per *stream* (the files of one account and region, whose names give the delivery time; the files
+  named otherwise are one more stream, folded last) as sorted ``int64`` arrays per event hour, 8 bytes
+  a key. A stream's file at delivery hour D drops the hours before D - ``_HORIZON_H``, so the keys
+  kept are about a day of that stream's events, not the bundle's (at 20,000 resources, ~2 M keys,
+  16 MB, against 28 M records). Every copy of an event is delivered in a file of its own account and
+  region within minutes of the event, so its copies land in one stream close together: a copy
+  delivered within ``_HORIZON_H`` hours of the event's hour is caught. Event hours more than
+  ``_AHEAD_H`` after a file's delivery hour count as that (which bounds what a worker must re-read,
+  below); records with no readable time are keyed to their file's delivery hour (for files named
+  otherwise, the newest event hour of their stream so far), so their copies are caught within a
+  delivery hour. Records without an ``eventID`` cannot be told apart from another event and always
+  count. Two different events share a key with odds of about one in 10^12 per bundle (the kept
+  keys times the records over 2^64).
+
+In parallel the folding order is split into runs of consecutive files (:func:`_partition`). The
+files named otherwise are never split; a run that starts inside a stream first folds, into nothing
+kept, that stream's files delivered up to ``_HORIZON_H + _AHEAD_H`` hours before its first file
+(:func:`_lookback`; about a day of one stream, a few percent more work): that gives exactly the keys
+the one-process fold still holds there, so the Activity is the same whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import multiprocessing as mp
 import os
 import pickle
@@ -44,9 +80,12 @@ from operator import add, attrgetter, is_, is_not, itemgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from engine.records import BundleIssue, Event
+
+log = logging.getLogger(__name__)
 
 # Relations an actor can have with a resource. Management writes say more about ownership than
 # data-plane traffic: a team's CI role updates its function, everybody else merely invokes it.
@@ -267,6 +306,8 @@ class Activity:
     records_without_resource: int = 0
     first_time: float = float("inf")
     last_time: float = float("-inf")
+    duplicates: int = 0  # records left out as copies of records met before (see the module docstring)
+    duplicate_files: int = 0  # files left out as byte-identical copies of others
     change_log: ChangeLog = field(default_factory=ChangeLog, repr=False, compare=False)
     released: bool = False  # release() dropped the folded detail
 
@@ -367,6 +408,8 @@ class Activity:
             self.actor_accounts.setdefault(a, k)
         self.records += o.records
         self.records_without_resource += o.records_without_resource
+        self.duplicates += o.duplicates
+        self.duplicate_files += o.duplicate_files
         self.first_time = min(self.first_time, o.first_time)
         self.last_time = max(self.last_time, o.last_time)
         self.change_log.extend(o.change_log)
@@ -399,10 +442,17 @@ _REST_KEY = attrgetter("eventSource", "eventName", "awsRegion", "recipientAccoun
 _SEP = b"\0"
 _UI, _TIME, _ERROR = attrgetter("userIdentity"), attrgetter("eventTime"), attrgetter("errorCode")
 _SPREAD, _TIMES, _CREATES = attrgetter("spread"), attrgetter("times"), attrgetter("creates")
-_KEEP, _EVENT_ID = attrgetter("keep"), attrgetter("eventID")
+_KEEP, _EVENT_ID, _WHAT = attrgetter("keep"), attrgetter("eventID"), attrgetter("what")
 _TO_MINUTE, _FROM_MINUTE = itemgetter(slice(0, 17)), itemgetter(slice(17, None))  # "2026-11-01T00:00:" "05Z"
 _SECONDS = {f"{i:02d}Z": i for i in range(60)}
 _MISS = object()
+
+
+def _what(actors: tuple[str, ...], resources: tuple[str, ...], rel: str, name: str, source: str) -> int:
+    """Who did what to which resources: the part of an event's key (SeenEvents) beside eventID and
+    time, so that made-up eventIDs reused for different events (test corpora do) keep them apart,
+    and a copy left out would have added nothing but counts (its first-met facts are its original's)."""
+    return hash((actors, resources, rel, name, source)) if resources else 0
 
 
 def _is_str(v: Any) -> bool:
@@ -444,9 +494,9 @@ class _Group:
     """Records by one principal on one set of resources under one relation, with or without error
     (and, for create and manage, of one event name and source: see ``keep``)."""
 
-    __slots__ = ("times", "info", "err", "creates", "stats", "keep")
+    __slots__ = ("times", "info", "err", "creates", "stats", "keep", "what")
 
-    def __init__(self, info: tuple | None, creates: bool = False, keep: tuple | None = None):
+    def __init__(self, info: tuple | None, creates: bool = False, keep: tuple | None = None, what: int = 0):
         self.times: list[float | None] = []  # epoch seconds per record
         self.info = info  # (actors, resources, relation, error, principal entry); None: no resources
         self.err: _Group | None = None if info else self  # the same records with an error code, once met
@@ -455,6 +505,104 @@ class _Group:
         # (event_name, event_source, principal, person, resources) of create and manage records,
         # which go to the Activity's change log one by one; None for the rest
         self.keep = keep
+        # what a record says but for its eventID and time, for the key of an event (see SeenEvents)
+        self.what = what
+
+
+_HORIZON_H = 24  # hours: a copy of an event delivered this long after the event's hour is still caught
+_AHEAD_H = 2  # event hours later than this after their file's delivery hour count as this
+
+
+class SeenEvents:
+    """The keys of the records met lately, stream by stream: see the module docstring.
+
+    :meth:`start` each file in folding order, then :meth:`fresh` its records (in any number of calls).
+    """
+
+    __slots__ = ("stream", "named", "clock", "newest", "buckets")
+
+    def __init__(self) -> None:
+        self.stream: Any = _MISS  # (account, region) of the current file, None for a file named otherwise
+        self.named = False
+        self.clock = 0  # the current file's delivery hour (named otherwise: its stream's newest event hour)
+        self.newest: int | None = None  # the newest event hour met in a stream named otherwise
+        self.buckets: dict[int, np.ndarray] = {}  # event hour -> sorted distinct keys
+
+    def __len__(self) -> int:
+        return sum(map(len, self.buckets.values()))
+
+    def start(self, path: str | Path) -> None:
+        """A file begins: a new stream forgets the last one; hours past the horizon go."""
+        from engine.sources.cloudtrail import delivery_of
+
+        d = delivery_of(path)
+        stream = None if d is None else d[0]
+        if stream != self.stream:
+            self.stream, self.buckets, self.newest = stream, {}, None
+        self.named = d is not None
+        if d is not None:
+            self.clock = int(d[1] // 3600)
+        else:
+            self.clock = 0 if self.newest is None else self.newest
+        old = self.clock - _HORIZON_H
+        for h in [h for h in self.buckets if h < old]:
+            del self.buckets[h]
+
+    def fresh(self, ids: list, ts: list, whats: list) -> list[bool] | None:
+        """Which records to fold: all but the copies of records met before (in this call too, the
+        first one counting). None when that is all of them. ``ids`` are the eventIDs (usable when a
+        non-empty string), ``ts`` the times as ``parse_time`` gives them, ``whats`` what
+        :func:`_what` says of them."""
+        n = len(ids)
+        ok = list(map(_is_str, ids))
+        m = ok.count(True)
+        if not m:
+            return None
+        every = m == n
+        if not every:
+            ids, ts, whats = list(compress(ids, ok)), list(compress(ts, ok)), list(compress(whats, ok))
+        keys = np.fromiter(map(hash, zip(ids, ts, whats, strict=True)), np.int64, m)
+        hours = np.floor_divide(np.array(ts, dtype=np.float64), 3600.0)  # None: nan
+        untimed = np.isnan(hours)
+        if not self.named and not untimed.all():
+            top = int(np.nanmax(hours))
+            if self.newest is None or top > self.newest:
+                self.newest = top
+        if untimed.any():
+            hours[untimed] = self.clock
+        if self.named:
+            np.minimum(hours, self.clock + _AHEAD_H, out=hours)
+        hours = hours.astype(np.int64)
+        first = int(hours[0])
+        one_hour = bool((hours == first).all())
+        drops = []
+        for h in [first] if one_hour else np.unique(hours).tolist():
+            at_h = None if one_hour else np.flatnonzero(hours == h)
+            sub = keys if at_h is None else keys[at_h]
+            order = np.argsort(sub, kind="stable")  # equal keys stay in record order: the first one counts
+            srt = sub[order]
+            dup = np.zeros(len(srt), dtype=bool)
+            dup[1:] = srt[1:] == srt[:-1]
+            b = self.buckets.get(h)
+            if b is None:
+                self.buckets[h] = srt[~dup]
+            else:
+                at = np.searchsorted(b, srt)
+                dup |= b[np.minimum(at, len(b) - 1)] == srt
+                new = ~dup
+                self.buckets[h] = np.insert(b, at[new], srt[new])
+            if dup.any():
+                d = order[dup]
+                drops.append(d if at_h is None else at_h[d])
+        if not drops:
+            return None
+        gone = np.concatenate(drops)
+        if not every:
+            gone = np.flatnonzero(np.fromiter(ok, dtype=bool, count=n))[gone]
+        keep = [True] * n
+        for i in gone.tolist():
+            keep[i] = False
+        return keep
 
 
 class _Fold:
@@ -478,9 +626,10 @@ class _Fold:
     are exact while times are whole seconds (CloudTrail's format), as with ``merge``.
     """
 
-    def __init__(self, act: Activity, default_region: str | None = None):
+    def __init__(self, act: Activity, default_region: str | None = None, seen: SeenEvents | None = None):
         self.act = act
         self.default_region = default_region
+        self.seen = seen  # copies of records met before are left out (None: every record counts)
         self.by_raw: dict[bytes, _Group] = {}  # raw userIdentity and the raw key of by_rest -> group
         self.by_raw_old: dict[bytes, _Group] = {}  # the half before: what is still met comes back
         self.by_ui: dict[bytes, tuple] = {}  # raw userIdentity -> principal entry, where it depends on nothing else
@@ -547,9 +696,10 @@ class _Fold:
             resources = resources_cached((source, name, region, acct, req, resp, res))
             rel = relation_of(name)
             if resources:
-                # Create and manage records are kept one by one with their name and source, so their
-                # groups are per name and source too (they add to the same pairs all the same).
-                rkey = (resources, rel) if rel == USE else (resources, rel, name, source)
+                # Groups are per name and source (they add to the same pairs all the same): create and
+                # manage records are kept one by one with theirs, and every record's key (SeenEvents)
+                # holds them.
+                rkey = (resources, rel, name, source)
                 rid = self.rids.get(rkey)
                 if rid is None:
                     rid = self.rids[rkey] = len(self.rids)
@@ -569,7 +719,8 @@ class _Fold:
                 return g
             info = (pe[1], sp.resources, sp.rel, False, pe)
             keep = None if sp.rel == USE else (sp.name, sp.source, pe[4], pe[5], sp.resources)
-            g = self.groups[key] = _Group(info, sp.rel == CREATE, keep)
+            g = self.groups[key] = _Group(info, sp.rel == CREATE, keep, _what(pe[1], sp.resources, sp.rel, sp.name,
+                                                                               sp.source))
             if g.creates:
                 self.creating.add(g)
             if keep is not None:
@@ -772,7 +923,14 @@ class _Fold:
         self._add(ok_recs, ok_grps, ok_ts)
 
     def _add(self, recs: list, grps: list[_Group], ts: list) -> None:
-        """Append records, whose groups and times are known, to their groups."""
+        """Append records, whose groups and times are known, to their groups (less the copies of
+        records met before)."""
+        seen = self.seen
+        if seen is not None:
+            keep = seen.fresh(list(map(_EVENT_ID, recs)), ts, list(map(_WHAT, grps)))
+            if keep is not None:
+                self.act.duplicates += keep.count(False)
+                recs, grps, ts = list(compress(recs, keep)), list(compress(grps, keep)), list(compress(ts, keep))
         n = len(recs)
         errs = list(map(_ERROR, recs))
         if errs.count(None) != n:
@@ -781,7 +939,7 @@ class _Fold:
                 if type(e) is str and e:
                     g = grps[i]
                     if g.err is None:
-                        g.err = _Group((*g.info[:3], True, g.info[4]), keep=g.keep)
+                        g.err = _Group((*g.info[:3], True, g.info[4]), keep=g.keep, what=g.what)
                         if g.keep is not None:
                             self.keeping.add(g.err)
                     grps[i] = g.err
@@ -902,6 +1060,9 @@ class _Fold:
         from engine.sources.cloudtrail import fold_records_of, parse_payload
         from engine.sources.files import UnreadableFile, read_bytes
 
+        seen = self.seen
+        if seen is not None:
+            seen.start(path)
         try:
             data = read_bytes(Path(path))
         except UnreadableFile as e:
@@ -910,27 +1071,93 @@ class _Fold:
         recs = fold_records_of(data.strip())
         if recs is None:
             self.flush()  # Events go straight into the Activity: what came before must be there first
-            for ev in parse_payload(data, path, issues, self.default_region):
+            events = parse_payload(data, path, issues, self.default_region)
+            if seen is not None:
+                keep = seen.fresh([e.event_id for e in events], [e.time for e in events],
+                                  [_what(actors_of(e), e.resources, relation_of(e.event_name), e.event_name,
+                                         e.event_source) for e in events])
+                if keep is not None:
+                    self.act.duplicates += keep.count(False)
+                    events = list(compress(events, keep))
+            for ev in events:
                 self.act.add(ev)
             return
         del data
         self.records(recs, path, issues)
 
 
+def _size(p: str | Path) -> int | None:
+    try:
+        return os.path.getsize(p)
+    except OSError:
+        return None  # the fold says what is wrong with it
+
+
+def distinct_files(paths: list[Path], sizes: list[int | None]) -> tuple[list[Path], list[int | None], list[tuple]]:
+    """``paths`` (with their ``sizes``) less the byte-identical copies of an earlier one, and the
+    (copy, original) pairs left out. Only files that share their size with another are read."""
+    by_size: dict[int, list[int]] = {}
+    for i, size in enumerate(sizes):
+        if size is not None:
+            by_size.setdefault(size, []).append(i)
+    copy_of: dict[int, int] = {}
+    for idx in by_size.values():
+        if len(idx) < 2:
+            continue
+        first: dict[bytes, int] = {}
+        for i in idx:
+            try:
+                with open(paths[i], "rb") as f:
+                    digest = hashlib.file_digest(f, "blake2b").digest()
+            except OSError:
+                continue
+            j = first.setdefault(digest, i)
+            if j != i:
+                copy_of[i] = j
+    if not copy_of:
+        return paths, sizes, []
+    keep = [i not in copy_of for i in range(len(paths))]
+    copies = [(paths[i], paths[j]) for i, j in sorted(copy_of.items())]
+    log.info("%d CloudTrail file(s) are byte-identical copies of others and are folded once, e.g. %s (as %s)",
+             len(copies), copies[0][0], copies[0][1])
+    return list(compress(paths, keep)), list(compress(sizes, keep)), copies
+
+
 def fold_files(paths: Iterable[str | Path], act: Activity | None = None, issues: list[BundleIssue] | None = None,
                progress: Callable[[int], None] | None = None) -> tuple[Activity, list[BundleIssue]]:
-    """Fold CloudTrail files, one after the other, into ``act`` (a new Activity by default).
+    """Fold CloudTrail files, one after the other in delivery order, into ``act`` (a new Activity by
+    default), each event once (see the module docstring).
 
-    The same Activity as ``act.add`` over ``read_cloudtrail_file``'s Events, file by file (sums of
-    times exact while times are whole seconds). ``progress`` hears how many files are done.
+    The same Activity as ``act.add`` over ``read_cloudtrail_file``'s Events, file by file, less the
+    copies (sums of times exact while times are whole seconds). ``progress`` hears how many files
+    are done, of those folded.
     """
+    from engine.sources.cloudtrail import delivery_order
+
+    act = Activity() if act is None else act
+    issues = [] if issues is None else issues
+    ordered = delivery_order(paths)
+    ordered, _, copies = distinct_files(ordered, [_size(p) for p in ordered])
+    act.duplicate_files += len(copies)
+    return _fold_ordered(ordered, act, issues, progress)
+
+
+def _fold_ordered(paths: list[str | Path], act: Activity, issues: list[BundleIssue],
+                  progress: Callable[[int], None] | None = None, lookback: Iterable[str] = ()
+                  ) -> tuple[Activity, list[BundleIssue]]:
+    """Fold ``paths`` as given, after reading the keys of the ``lookback`` files (:func:`_lookback`)."""
     from engine.sources.files import gc_paused, settle_heap
 
     settle_heap()
-    act = Activity() if act is None else act
-    issues = [] if issues is None else issues
-    fold = _Fold(act)
+    seen = SeenEvents()
+    fold = _Fold(act, seen=seen)
     with gc_paused():  # millions of small objects and no cycles: the collector would only rescan them
+        if lookback:  # folded into nothing kept, for what they tell ``seen``
+            scratch = _Fold(Activity(), seen=seen)
+            for p in lookback:
+                scratch.file(str(p), [])
+            scratch.flush()
+            del scratch
         for i, p in enumerate(paths, 1):
             fold.file(str(p), issues)
             if progress:
@@ -957,26 +1184,26 @@ def _init_worker(done, spill: str | None = None) -> None:  # type: ignore[no-unt
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
-def _fold_files(paths: list[str]) -> tuple[Activity, list[BundleIssue]]:
+def _fold_files(paths: list[str], lookback: list[str]) -> tuple[Activity, list[BundleIssue]]:
     act = Activity(change_log=ChangeLog(_SPILL_DIR))
     done = _DONE_BYTES
     if done is None:
-        return fold_files(paths, act)
+        return _fold_ordered(paths, act, [], lookback=lookback)
 
     def report(i: int) -> None:
         size = os.path.getsize(paths[i - 1])
         with done.get_lock():
             done.value += size
 
-    return fold_files(paths, act, progress=report)
+    return _fold_ordered(paths, act, [], report, lookback)
 
 
-def _fold_run(paths: list[str], spill: str, done: Any, out: str) -> None:
+def _fold_run(paths: list[str], lookback: list[str], spill: str, done: Any, out: str) -> None:
     """A worker process of fold_cloudtrail: fold one run and pickle (Activity, issues), or the
     exception that stopped it, to ``out``."""
     _init_worker(done, spill)
     try:
-        result: Any = _fold_files(paths)
+        result: Any = _fold_files(paths, lookback)
     except BaseException as e:  # the parent raises it
         result = e
     with open(out, "wb") as f:
@@ -995,20 +1222,46 @@ def _load_run(out: str, exitcode: int) -> tuple[Activity, list[BundleIssue]]:
     return result
 
 
-def _partition(paths: list[Path], sizes: list[int], n: int) -> list[list[str]]:
+def _partition(paths: list[Path], sizes: list[int | None], n: int) -> list[list[str]]:
     """``n`` runs of consecutive files of about the same size in all.
 
     Consecutive files (an account's hours, in order) share identities and resources, which the
     fold's caches live on: one run per worker folds about as fast per byte as one process does,
-    where files dealt out by size took twice as long, and made more to merge.
+    where files dealt out by size took twice as long, and made more to merge. The files without a
+    delivery name stay in one run: nothing says which of them hold copies of the others' events.
     """
-    total = sum(sizes) or 1
+    from engine.sources.cloudtrail import delivery_of
+
+    total = sum(s or 0 for s in sizes) or 1
     runs: list[list[str]] = [[] for _ in range(n)]
     done = 0
+    unnamed_run = None
     for p, size in zip(paths, sizes, strict=True):
-        runs[min(n - 1, done * n // total)].append(str(p))
-        done += size
+        k = min(n - 1, done * n // total)
+        if unnamed_run is None and delivery_of(p) is None:
+            unnamed_run = k
+        runs[k if unnamed_run is None else unnamed_run].append(str(p))
+        done += size or 0
     return [r for r in runs if r]
+
+
+def _lookback(paths: list[str], start: int) -> list[str]:
+    """The files before ``paths[start]`` whose keys a fold starting there must know: those of its
+    stream delivered from ``_HORIZON_H + _AHEAD_H`` hours before its delivery hour on (the keys the
+    one-process fold holds there come from no others; see the module docstring)."""
+    from engine.sources.cloudtrail import delivery_of
+
+    d = delivery_of(paths[start])
+    if d is None:
+        return []
+    stream, hour = d[0], int(d[1] // 3600)
+    out = []
+    for p in reversed(paths[:start]):
+        e = delivery_of(p)
+        if e is None or e[0] != stream or int(e[1] // 3600) < hour - _HORIZON_H - _AHEAD_H:
+            break
+        out.append(p)
+    return out[::-1]
 
 
 def fold_cloudtrail(
@@ -1019,24 +1272,34 @@ def fold_cloudtrail(
 ) -> Activity:
     """Fold CloudTrail files into an Activity, in parallel when the files are big enough to pay for it.
 
-    Each worker folds one run of consecutive files (see :func:`_partition`) and counts the bytes
-    it is through in a shared counter, which is what ``progress`` hears; the runs' Activities are
-    merged in file order. Above ``_PARALLEL_BYTES`` the change log goes to files in a temporary
-    directory that lives as long as the Activity (workers write them; see the module docstring).
+    Files are folded in delivery order, byte-identical copies once, each event once (see the module
+    docstring). Each worker folds one run of consecutive files (see :func:`_partition`) and counts
+    the bytes it is through in a shared counter, which is what ``progress`` hears; the runs'
+    Activities are merged in file order. Above ``_PARALLEL_BYTES`` the change log goes to files in a
+    temporary directory that lives as long as the Activity (workers write them; see the module
+    docstring).
     """
-    paths = list(paths)
+    from engine.sources.cloudtrail import delivery_order
+
     act = Activity()
+    paths = delivery_order(paths)
     if not paths:
         return act
-    sizes = [p.stat().st_size for p in paths]
-    total = sum(sizes)
+    paths, sizes, copies = distinct_files(paths, [_size(p) for p in paths])
+    act.duplicate_files = len(copies)
+    total = sum(s or 0 for s in sizes)
     workers = min(workers or os.cpu_count() or 1, len(paths))
     if total >= _PARALLEL_BYTES:
         act.change_log.own(tempfile.mkdtemp(prefix="costdna-changes-"))
     if workers <= 1 or total < _PARALLEL_BYTES:
-        fold_files(paths, act, issues, (lambda i: progress(i / len(paths))) if progress else None)
+        _fold_ordered(paths, act, issues, (lambda i: progress(i / len(paths))) if progress else None)
         return act
     runs = _partition(paths, sizes, workers)
+    order = [str(p) for p in paths]
+    starts = [0]
+    for r in runs[:-1]:
+        starts.append(starts[-1] + len(r))
+    lookbacks = [_lookback(order, s) if s else [] for s in starts]
     ctx = mp.get_context("fork")
     done = ctx.Value("q", 0)
     spill = act.change_log.spill
@@ -1044,8 +1307,8 @@ def fold_cloudtrail(
     outs = [os.path.join(spill, f"run-{i}.pickle") for i in range(len(runs))]
     # One process per run, which exits as soon as its fold is written out: a pool's idle worker
     # would keep its whole heap until the last run is done.
-    procs = [ctx.Process(target=_fold_run, args=(run, spill, done, out), daemon=True)
-             for run, out in zip(runs, outs, strict=True)]
+    procs = [ctx.Process(target=_fold_run, args=(run, back, spill, done, out), daemon=True)
+             for run, back, out in zip(runs, lookbacks, outs, strict=True)]
     try:
         for pr in procs:
             pr.start()

@@ -12,41 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from engine.activity import Activity, fold_cloudtrail
 from engine.arns import parse_arn, resource_kind, short_id
+from engine.costs import Costs, load_costs
 from engine.records import BundleError, BundleIssue, Deploy, Interface, Principal, Resource
-from engine.sources.files import release_memory
 
 Progress = Callable[[str, float], None]
-
-
-@dataclass
-class Costs:
-    """Spend, per resource and day, plus what no resource can carry."""
-
-    days: np.ndarray  # sorted epoch days covered by cost data
-    by_resource: dict[str, np.ndarray]  # arn -> cost per day (aligned with ``days``)
-    total: float = 0.0
-    unattributable: float = 0.0  # line items without a resource id (tax, support, transfer...)
-    unattributable_by_service: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, dict[str, str]] = field(default_factory=dict)  # arn -> tags seen on its line items
-    formats: set[str] = field(default_factory=set)
-    currency: str = "USD"
-    rows: int = 0
-
-    def resource_total(self, arn: str) -> float:
-        s = self.by_resource.get(arn)
-        return float(s.sum()) if s is not None else 0.0
-
-    def monthly(self, arn: str) -> float:
-        """Spend extrapolated to 30 days from the days the data covers."""
-        if len(self.days) == 0:
-            return 0.0
-        return self.resource_total(arn) * 30.0 / len(self.days)
 
 
 @dataclass
@@ -66,52 +37,6 @@ class Bundle:
     @property
     def has_owner_tags(self) -> bool:
         return any(r.tags for r in self.resources.values())
-
-
-def _daily(t: pa.Table) -> tuple[pa.Table, float, pa.Table]:
-    """One cost file folded to (resource, day) sums, its total, and its unattributable line items.
-
-    Folding each file as it is read keeps memory at resources × days instead of millions of hourly
-    line items for the whole bundle.
-    """
-    total = float(pc.sum(t.column("cost")).as_py() or 0.0)
-    no_res = pc.is_null(t.column("resource"))
-    unattr = t.filter(no_res).select(["service", "cost"])
-    att = t.filter(pc.invert(no_res))
-    day = pc.cast(pc.floor(pc.divide(pc.cast(pc.cast(att.column("start"), pa.int64()), pa.float64()), 86400.0)),
-                  pa.int64())
-    # One thread: threads sum a group's line items in an order that varies from run to run, and the
-    # rounding noise of a flat cost series is what its variation and autocorrelation features see.
-    daily = pa.table({"resource": att.column("resource"), "day": day, "cost": att.column("cost")}).group_by(
-        ["resource", "day"], use_threads=False).aggregate([("cost", "sum")])
-    return daily, total, unattr
-
-
-def _aggregate_costs(parts: list[tuple[pa.Table, float, pa.Table]], rows: int, tags: dict[str, dict[str, str]],
-                     formats: set[str], currency: str) -> Costs:
-    if not parts:
-        return Costs(days=np.zeros(0, dtype=np.int64), by_resource={}, formats=formats, rows=rows)
-    total = sum(p[1] for p in parts)
-    unattr = pa.concat_tables([p[2] for p in parts])
-    unattributable = float(pc.sum(unattr.column("cost")).as_py() or 0.0) if unattr.num_rows else 0.0
-    by_service: dict[str, float] = {}
-    if unattr.num_rows:
-        g = unattr.group_by("service", use_threads=False).aggregate([("cost", "sum")])
-        by_service = {str(s or "other"): float(v) for s, v in zip(g.column("service").to_pylist(), g.column("cost_sum").to_pylist(), strict=True)}
-    g = pa.concat_tables([p[0] for p in parts])
-    res = g.column("resource").to_numpy(zero_copy_only=False)
-    days_col = g.column("day").to_numpy()
-    vals = g.column("cost_sum").to_numpy()
-    all_days = np.unique(days_col) if len(days_col) else np.zeros(0, dtype=np.int64)
-    if len(all_days):
-        all_days = np.arange(all_days.min(), all_days.max() + 1)
-    day_idx = np.searchsorted(all_days, days_col)
-    uniq, inv = np.unique(res, return_inverse=True)
-    mat = np.zeros((len(uniq), len(all_days)))
-    np.add.at(mat, (inv, day_idx), vals)
-    by_resource = {str(a): mat[i] for i, a in enumerate(uniq)}
-    return Costs(days=all_days, by_resource=by_resource, total=total, unattributable=unattributable,
-                 unattributable_by_service=by_service, tags=tags, formats=formats, currency=currency, rows=rows)
 
 
 def _resolve_flows(flows_raw: dict[tuple[str, str], float], interfaces: list[Interface]) -> dict[tuple[str, str], float]:
@@ -149,7 +74,6 @@ def load_bundle(root: Path | str, *, strict: bool = False, workers: int | None =
                 progress: Progress | None = None) -> Bundle:
     """Read every source in a bundle directory; see DESIGN.md for the layout."""
     from engine.sources.cloudtrail import cloudtrail_files
-    from engine.sources.cost import cost_files, read_cost_file
     from engine.sources.deploys import read_deploys
     from engine.sources.flowlogs import flowlog_files, read_flow_file
     from engine.sources.inventory import read_iam_json, read_network_json, read_resources_json
@@ -185,21 +109,7 @@ def load_bundle(root: Path | str, *, strict: bool = False, workers: int | None =
 
     t0 = time.perf_counter()
     say("cost", 0.0)
-    parts, rows, cost_tags, formats, currency = [], 0, {}, set(), "USD"
-    files = cost_files(root)
-    for i, f in enumerate(files):
-        cf = read_cost_file(f, issues)
-        if cf is not None:
-            parts.append(_daily(cf.table))
-            rows += cf.table.num_rows
-            cost_tags.update(cf.tags)
-            formats.add(cf.format)
-            currency = cf.currency or currency
-        del cf
-        say("cost", (i + 1) / len(files))
-    costs = _aggregate_costs(parts, rows, cost_tags, formats, currency)
-    del parts
-    release_memory()  # a cost file read takes hundreds of MB that Arrow's pool would otherwise keep
+    costs = load_costs(root, issues, say)
     seconds["cost"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -30,22 +30,34 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 
 def _cost_stats(series: np.ndarray | None) -> tuple[float, float, float, float]:
-    """log monthly cost, coefficient of variation, normalised slope, lag-1 autocorrelation."""
-    if series is None or len(series) == 0 or not np.any(series):
+    """log monthly cost, coefficient of variation, normalised slope, lag-1 autocorrelation.
+
+    Always finite. Spend can be negative (credits, refunds, a corrected line item) and a broken export
+    can carry NaN or inf: days that are not finite count as no spend, the log keeps the sign of the
+    mean (``sign * log1p(|monthly|)``), and the spread and slope are relative to the mean's magnitude.
+    """
+    if series is None or len(series) == 0:
         return 0.0, 0.0, 0.0, 0.0
-    mean = float(series.mean())
-    std = float(series.std())
-    cv = std / mean if mean > 0 else 0.0
-    n = len(series)
+    s = np.asarray(series, dtype=np.float64)
+    s = np.where(np.isfinite(s), s, 0.0)
+    if not np.any(s):
+        return 0.0, 0.0, 0.0, 0.0
+    mean = float(s.mean())
+    scale = abs(mean)
+    std = float(s.std())
+    cv = std / scale if scale > 0 else (10.0 if std > 0 else 0.0)
+    n = len(s)
     if n > 1:
         x = np.arange(n) - (n - 1) / 2
-        slope = float((x * (series - mean)).sum() / (x * x).sum()) / (mean if mean > 0 else 1.0)
-        d = series - mean
+        slope = float((x * (s - mean)).sum() / (x * x).sum()) / (scale if scale > 0 else 1.0)
+        d = s - mean
         denom = float((d * d).sum())
         ac = float((d[1:] * d[:-1]).sum() / denom) if denom > 0 else 0.0
     else:
         slope, ac = 0.0, 0.0
-    return float(np.log1p(mean * 30)), min(cv, 10.0), float(np.clip(slope * n, -5, 5)), ac
+    log_cost = float(np.sign(mean) * np.log1p(scale * 30))
+    out = (log_cost, min(cv, 10.0), float(np.clip(slope * n, -5, 5)), ac)
+    return tuple(float(v) if np.isfinite(v) else 0.0 for v in out)  # type: ignore[return-value]
 
 
 def resource_features(bundle: Bundle, arns: list[str], home_accounts: set[str] | None = None) -> np.ndarray:

@@ -308,6 +308,59 @@ def _evidence(graph: OwnershipGraph, y: np.ndarray, k: int) -> np.ndarray:
     return np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
 
 
+class ModelInputError(ValueError):
+    """The model's inputs are not usable (a feature or an edge weight that is not a finite number)."""
+
+
+def _first_bad(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the non-finite cells of a 2-D array (row-major order)."""
+    return np.nonzero(~np.isfinite(a))
+
+
+def check_inputs(graph: OwnershipGraph) -> None:
+    """Raise ``ModelInputError`` naming the resource (its ARN) and the feature that is not finite.
+
+    A NaN or an infinity anywhere in the inputs spreads through standardisation and message passing
+    to every resource's logits; training then never sees a finite validation loss. Say where it is.
+    """
+    from engine.features import FEATURE_NAMES
+
+    def fail(what: str, rows: np.ndarray, where: Callable[[int], str]) -> None:
+        more = len(np.unique(rows)) - 1
+        raise ModelInputError(f"{what} of {where(int(rows[0]))} is not a finite number"
+                              + (f" (and {more} more)" if more > 0 else "")
+                              + "; check that resource's cost and activity lines in the bundle")
+
+    for label, arr in (("feature", graph.raw_x), ("standardized feature", graph.x)):
+        if arr is None or arr.size == 0:
+            continue
+        rows, cols = _first_bad(np.asarray(arr))
+        if len(rows):
+            c = int(cols[0])
+            name = FEATURE_NAMES[c] if arr.shape[1] == len(FEATURE_NAMES) else f"#{c}"
+            fail(f"{label} {name!r} (value {arr[rows[0], c]})", rows, lambda i: f"resource {graph.resources[i]}")
+    for t, arr in graph.entity_x.items():
+        if arr.size:
+            rows, cols = _first_bad(np.asarray(arr))
+            if len(rows):
+                keys = graph.entities.get(t, [])
+                fail(f"{t} feature #{int(cols[0])}", rows,
+                     lambda i, keys=keys, t=t: f"{t} {keys[i] if i < len(keys) else i}")
+    for name, rel in graph.relations.items():
+        if len(rel.weight):
+            w = np.asarray(rel.weight, dtype=np.float64)
+            bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+            if len(bad):
+                src_keys = graph.resources if RELATIONS[name] == "resource" else graph.entities.get(RELATIONS[name], [])
+                j = int(bad[0])
+                s_i = int(rel.src[j])
+                src = src_keys[s_i] if s_i < len(src_keys) else str(s_i)
+                raise ModelInputError(
+                    f"{name!r} link weight {rel.weight[j]} between {src} and resource "
+                    f"{graph.resources[int(rel.dst[j])]} is not a finite, non-negative number"
+                    + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+
+
 def fit_predict(
     graph: OwnershipGraph,
     y: np.ndarray,
@@ -344,6 +397,7 @@ def _fit_predict(graph: OwnershipGraph, y: np.ndarray, classes: list[str], cfg: 
     if k < 2 or len(labelled) < 4:
         raise ValueError(f"need at least 2 teams and 4 labelled resources to learn owners (have {k} teams, "
                          f"{len(labelled)} labels)")
+    check_inputs(graph)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     hidden = _hidden_size(len(labelled), cfg)
@@ -393,12 +447,18 @@ def _fit_predict(graph: OwnershipGraph, y: np.ndarray, classes: list[str], cfg: 
             tgt = torch.from_numpy(perm[n_in:])
             out = net(_inputs(x, label_inputs(vis)), adj)
             loss = torch.nn.functional.cross_entropy(out[tgt], y_t[tgt], weight=class_w) + PRIOR_REG * net.prior_penalty()
+            if not torch.isfinite(loss):
+                _diverged(best, f, epoch, "training")
+                break
             opt.zero_grad()
             loss.backward()
             opt.step()
             net.eval()
             with torch.no_grad():
                 val = torch.nn.functional.cross_entropy(net(eval_x, adj)[ho_t], y_t[ho_t]).item()
+            if not np.isfinite(val):
+                _diverged(best, f, epoch, "validation")
+                break
             if val < best[0] * (1 - cfg.min_delta):
                 best = (val, {kk: v.clone() for kk, v in net.state_dict().items()}, epoch)
             elif epoch - best[2] >= patience and epoch >= min_epochs:
@@ -430,6 +490,19 @@ def _fit_predict(graph: OwnershipGraph, y: np.ndarray, classes: list[str], cfg: 
     return Prediction(classes=list(classes), proba=proba, logits=logits, out_of_fold=oof, embeddings=emb,
                       temperature=float(temperature), evidence=evidence, anomaly=anomaly,
                       oof_accuracy=oof_acc, epochs=epochs_run)
+
+
+def _diverged(best: tuple, fold: int, epoch: int, which: str) -> None:
+    """A loss went NaN or infinite: keep the best state so far (early stopping), or say so plainly.
+
+    Inputs are checked before training (``check_inputs``), so this is the optimiser running away,
+    not bad data; a fold must never end without a state to predict with.
+    """
+    if best[1] is None:
+        raise ModelInputError(f"model training diverged: the {which} loss is not finite in fold {fold + 1} at "
+                              f"epoch {epoch + 1}, before any usable model was saved; try a lower learning rate")
+    warnings.warn(f"model fold {fold + 1}: {which} loss not finite at epoch {epoch + 1}; keeping epoch "
+                  f"{best[2] + 1}", RuntimeWarning, stacklevel=2)
 
 
 def _anomaly(emb: np.ndarray, y: np.ndarray, evidence: np.ndarray) -> np.ndarray:

@@ -19,10 +19,23 @@ from engine.bundle import Bundle, load_bundle
 from engine.graph import OwnershipGraph, build_graph
 from engine.model import ModelConfig, Prediction, fit_predict, relation_names
 from engine.sources.files import release_memory
+from engine.tagkeys import owner_tags_advice
 from engine.tagrules import TagRules
 
 CONFIDENT = 0.70  # "attributable" means a predicted owner at or above this confidence
 NO_TEAM_ANOMALY = 0.4  # at or above this, a resource fits no team and gets no predicted owner
+
+# Which measure each money figure of the summary is (README: "What each money figure means").
+# Amortized effective cost is what a resource costs (commitments spread over their usage): attribution,
+# teams, spikes and the digest use it. Billed cost is what the invoice says.
+MEASURES = {
+    "total_cost_usd": "amortized", "untagged_cost_usd": "amortized", "unattributable_cost_usd": "amortized",
+    "attributable_cost_usd": "amortized", "teams.cost_usd": "amortized", "teams.inferred_cost_usd": "amortized",
+    "no_team.cost_usd": "amortized", "amortized_cost_usd": "amortized", "monthly_cost_usd": "amortized",
+    "gross_cost_usd": "billed", "discounts_usd": "billed", "credits_usd": "billed", "refunds_usd": "billed",
+    "adjustments_usd": "billed", "tax_usd": "billed", "fees_usd": "billed", "corrections_usd": "billed",
+    "net_billed_cost_usd": "billed", "unattributable_billed_cost_usd": "billed",
+}  # fmt: skip
 
 PREDICTION_COLUMNS = ("resource_id", "arn", "type", "predicted_team", "confidence", "tag_team", "tag_conflict",
                       "anomaly_score", "monthly_cost_usd")
@@ -41,7 +54,8 @@ class ResourcePrediction:
     tag_conflict: int  # 1 when behaviour confidently says another team than the tag
     anomaly_score: float
     monthly_cost_usd: float
-    cost_usd: float = 0.0  # spend over the scanned period
+    cost_usd: float = 0.0  # amortized spend over the scanned period
+    billed_cost_usd: float = 0.0  # billed spend over the scanned period
     runner_up: str = ""
     runner_up_confidence: float = 0.0
 
@@ -126,9 +140,8 @@ def scan_bundle(
     can_learn = has_links and len(classes) >= 2 and int((y >= 0).sum()) >= 4
     if not arns:
         missing.append("no resources found in any source")
-    elif not can_learn:
-        missing.append("owner tags: fewer than two teams or four tagged resources, so there is nothing to learn "
-                       "owners from; tag a few resources per team or label them with `costdna label`")
+    elif not can_learn and (advice := owner_tags_advice(bundle, arns, rules, classes, y)):
+        missing.append(advice)
     if not bundle.activity.records:
         missing.append("CloudTrail: no activity, so owners can only be read from tags")
     if arns and not has_links:
@@ -170,7 +183,8 @@ def _rows(bundle: Bundle, arns: list[str], classes: list[str], tag_teams: list[s
         rows.append(ResourcePrediction(
             resource_id=r.id, arn=arn, type=r.kind, predicted_team=team, confidence=conf, tag_team=tag_teams[i],
             tag_conflict=conflict, anomaly_score=anomaly, monthly_cost_usd=bundle.costs.monthly(arn),
-            cost_usd=bundle.costs.resource_total(arn), runner_up=ru, runner_up_confidence=ru_conf))
+            cost_usd=bundle.costs.resource_total(arn), billed_cost_usd=bundle.costs.resource_billed(arn),
+            runner_up=ru, runner_up_confidence=ru_conf))
     return rows
 
 
@@ -210,6 +224,7 @@ def summarize(bundle: Bundle, rows: list[ResourcePrediction], classes: list[str]
                          "cost_usd": t["inferred_cost_usd"],
                          "text": f"tag {t['inferred_resources']} resources (${t['inferred_cost_usd']:,.2f}) as team={team}"})
     period = bundle.period
+    c = bundle.costs
     return {
         "resources": len(rows),
         "tagged_resources": len(rows) - len(untagged),
@@ -221,6 +236,20 @@ def summarize(bundle: Bundle, rows: list[ResourcePrediction], classes: list[str]
         "attributable_resources": len(attributable),
         "confidence_threshold": CONFIDENT,
         "currency": bundle.costs.currency,
+        # The bill, as it defines itself: gross + discounts + credits + refunds + adjustments = net billed.
+        "gross_cost_usd": round(c.gross, 2),
+        "discounts_usd": round(c.breakdown.get("discount", 0.0), 2),
+        "credits_usd": round(c.breakdown.get("credit", 0.0), 2),
+        "refunds_usd": round(c.breakdown.get("refund", 0.0), 2),
+        "adjustments_usd": round(c.breakdown.get("adjustment", 0.0), 2),
+        "tax_usd": round(c.breakdown.get("tax", 0.0), 2),
+        "fees_usd": round(c.breakdown.get("fee", 0.0), 2),
+        "corrections_usd": round(c.corrections, 2),
+        "net_billed_cost_usd": round(c.net_billed, 2),
+        "amortized_cost_usd": round(c.total, 2),
+        "unattributable_billed_cost_usd": round(c.unattributable_billed, 2),
+        "measures": MEASURES,
+        "duplicate_exports": list(c.duplicates),
         "teams": teams,
         "recommendations": recs,
         "no_team": [{"resource_id": r.resource_id, "arn": r.arn, "cost_usd": round(r.cost_usd, 2),

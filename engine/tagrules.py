@@ -14,10 +14,11 @@ The rules are data: a YAML file (``TagRules.load``) lets an organisation add its
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,20 @@ class TagRules:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def default(cls) -> TagRules:
-        """The built-in rules: common owner keys, common affixes, common "no owner" values."""
-        return cls()
+    def default(cls, owner_keys: Iterable[str] | None = None) -> TagRules:
+        """The built-in rules: common owner keys, common affixes, common "no owner" values.
+
+        ``owner_keys`` (default: the comma-separated ``COSTDNA_OWNER_KEY`` environment variable) are
+        tried before the built-in keys: an organisation whose owner tag is ``business_unit`` says so here.
+        """
+        return cls().with_owner_keys(owner_keys_from_env() if owner_keys is None else owner_keys)
+
+    def with_owner_keys(self, owner_keys: Iterable[str]) -> TagRules:
+        """These rules with ``owner_keys`` tried first (before the rules' own keys); unchanged if none."""
+        extra = [k for k in owner_keys if normalize_key(k)]
+        if not extra:
+            return self
+        return replace(self, keys=[*extra, *self.keys])
 
     @classmethod
     def load(cls, path: str | Path) -> TagRules:
@@ -282,6 +294,14 @@ class TagRules:
             if team is not None:
                 teams.setdefault(team, set()).add(value)
         return {team: sorted(teams[team]) for team in sorted(teams)}
+
+
+OWNER_KEY_ENV = "COSTDNA_OWNER_KEY"
+
+
+def owner_keys_from_env() -> list[str]:
+    """Owner tag keys named in ``COSTDNA_OWNER_KEY`` (comma-separated), in order; [] when unset."""
+    return [k.strip() for k in os.environ.get(OWNER_KEY_ENV, "").split(",") if k.strip()]
 
 
 def _str_list(value: Any, path: Path, name: str) -> list[str]:

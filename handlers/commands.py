@@ -125,6 +125,8 @@ async def cmd_status(svc: Services, who: Who, args: list[str], rest: str) -> Rep
         last = a["last_scan"]
         if last is None:
             scan = "never scanned"
+        elif last.get("worker_lost"):
+            scan = f"#{last['id']} running: *{last['state']}* `{views.progress_bar(last['progress'])}`"
         elif last["status"] in ("queued", "running"):
             scan = f"#{last['id']} {last['status']} {last['stage']} `{views.progress_bar(last['progress'])}`"
         elif last["status"] == "failed":

@@ -26,7 +26,8 @@ async def home_cards(svc: Services, who: Who) -> list[Card]:
             if last is None:
                 state = "never scanned"
             elif last.status in ("queued", "running"):
-                state = f"scan #{last.id} {last.status} `{views.progress_bar(last.progress)}`"
+                how = repo.scan_state(last) if last.worker_lost else last.status
+                state = f"scan #{last.id} {how} `{views.progress_bar(last.progress)}`"
             elif last.status == "failed":
                 state = f"scan #{last.id} failed: {last.error}"
             else:

@@ -142,6 +142,7 @@ def render(console: Console, card: Card) -> list[tuple[int, Choice]]:
             title_align="left",
             border_style=BORDER.get(card.kind, "white"),
             expand=True,
-        )
+        ),
+        soft_wrap=False,  # wrap inside the panel even on a soft-wrapping console: never cut a card's text
     )
     return numbered

@@ -30,7 +30,23 @@ BILLING_NOTE = ("A new tag key shows in Cost Explorer and the CUR only once it i
 
 
 def money(x: float | None) -> str:
-    return f"${(x or 0.0):,.2f}"
+    """``$1,234.56``; a credit reads ``-$3.00``."""
+    v = round(x or 0.0, 2)
+    return f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}"
+
+
+def bill_line(s: dict) -> str:
+    """The bill's own figures from a scan summary, each named by its measure (billed or amortized)."""
+    if "net_billed_cost_usd" not in s:  # a summary stored before the cost model
+        return ""
+    parts = [f"gross {money(s.get('gross_cost_usd'))}"]
+    for key, label in (("discounts_usd", "discounts"), ("credits_usd", "credits"), ("refunds_usd", "refunds"),
+                       ("adjustments_usd", "adjustments")):
+        if s.get(key):
+            parts.append(f"{label} {money(s[key])}")
+    return (f"Billed: {', '.join(parts)} = net {money(s.get('net_billed_cost_usd'))}. "
+            f"Amortized (commitments spread over their usage; used for attribution): "
+            f"{money(s.get('amortized_cost_usd'))}.")
 
 
 def mention(user_id: str | None) -> str:
@@ -60,6 +76,8 @@ def scan_card(scan: Any, account: Any) -> Card:
     name = getattr(account, "name", "?")
     if scan.status in ("queued", "running"):
         stage = scan.stage or ("waiting for a worker" if scan.status == "queued" else "starting")
+        if getattr(scan, "worker_lost", False):  # its worker died; another takes the job as its lease lapses
+            stage = f"worker lost, retrying (was at {stage})"
         return Card(title=f"Scanning {name}…", kind="progress",
                     sections=[Section(f"Scan #{scan.id} is *{scan.status}*: {stage}\n`{progress_bar(scan.progress)}`")],
                     context=f"requested by {mention(scan.requested_by)}" if scan.requested_by else "")
@@ -75,15 +93,17 @@ def summary_card(scan: Any, account: Any) -> Card:
     threshold = s.get("confidence_threshold", 0.7)
     teams = s.get("teams") or {}
     sections = [Section(
-        f"*{s.get('resources', 0)}* resources, {money(s.get('total_cost_usd'))} over the period; "
+        f"*{s.get('resources', 0)}* resources, {money(s.get('total_cost_usd'))} amortized over the period; "
         f"*{s.get('untagged_resources', 0)}* carry no owner tag ({money(s.get('untagged_cost_usd'))}).",
         fields=[
-            ("Untagged spend", money(s.get("untagged_cost_usd"))),
+            ("Untagged spend (amortized)", money(s.get("untagged_cost_usd"))),
             (f"Attributable (≥ {threshold:.0%} confidence)",
              f"{money(s.get('attributable_cost_usd'))} on {s.get('attributable_resources', 0)} resources"),
             ("Fits no team", f"{s.get('no_team_count', 0)} resources"),
             ("Tag conflicts", f"{s.get('tag_conflict_count', 0)} resources"),
         ])]
+    if bill := bill_line(s):
+        sections.append(Section(bill))
     if teams:
         top = sorted(teams.items(), key=lambda kv: -kv[1].get("cost_usd", 0.0))[:8]
         lines = [f"• *{t}*: {money(v.get('cost_usd'))} on {int(v.get('resources', 0))} resources "
@@ -96,6 +116,8 @@ def summary_card(scan: Any, account: Any) -> Card:
         notes.append("missing sources: " + ", ".join(map(str, s["missing"])))
     if s.get("issue_count"):
         notes.append(f"{s['issue_count']} input problems")
+    if s.get("duplicate_exports"):
+        notes.append(f"{len(s['duplicate_exports'])} duplicate exports of the bill counted once")
     if notes:
         sections.append(Section("_" + "; ".join(notes) + "_"))
     return Card(title=f"Scan of {getattr(account, 'name', '?')} finished", kind="summary", sections=sections,

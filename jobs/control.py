@@ -41,20 +41,25 @@ async def request_scan(db: Database, queue: JobQueue, account_ref: str | None, *
                        in_process: bool = False, stale_after_s: float = 3600) -> Scan:
     """Create a scan row and enqueue its job; ``ScanBusy`` when one is already on its way.
 
-    A scan left "running" longer than ``stale_after_s`` (its worker died and it was never retried), or
-    left "queued" by an in-process run that ended, is marked failed so the account is not stuck.
+    A scan whose worker died is normally taken by another worker within ``job_lease_s`` (jobs.lease)
+    and stays busy meanwhile ("worker lost, retrying"). One left "running" longer than
+    ``stale_after_s`` with no live heartbeat (no worker took it back), or left "queued" or with a lapsed
+    lease by an in-process run that ended (nothing retries those), is marked failed so the account is
+    not stuck. A running scan whose worker still renews its lease is never stale, however long it runs.
     """
     async with db.session() as s:
         account = await resolve_account(s, account_ref)
         active = await repo.active_scan(s, account.id)
         if active is not None:
-            started = active.started_at or active.created_at
-            stale = (in_process and active.status == "queued") or (
-                active.status == "running" and utcnow() - started > timedelta(seconds=stale_after_s))
+            started = active.heartbeat_at or active.started_at or active.created_at
+            alive = active.lease_expires_at is not None and not active.worker_lost
+            stale = (in_process and (active.status == "queued" or active.worker_lost)) or (
+                active.status == "running" and not alive and utcnow() - started > timedelta(seconds=stale_after_s))
             if not stale:
                 s.expunge(active)  # detached as loaded: the rollback on raising would expire it
+                state = repo.scan_state(active)
                 raise ScanBusy(f"scan #{active.id} of {account.name} is already {active.status}"
-                               f"{f' ({active.stage}, {active.progress:.0f}%)' if active.stage else ''}", active)
+                               f"{f' ({state}, {active.progress:.0f}%)' if state else ''}", active)
             await repo.fail_scan(s, active.id, "interrupted: its worker stopped before it finished")
         scan = await repo.create_scan(s, account, requested_by=requested_by)
     if not await queue.enqueue("scan_account", scan.id, job_id=scan_job_id(account.id)):

@@ -22,6 +22,7 @@ from arq import Retry
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from jobs.accounts import ScanInputError, account_bundle, aws_credentials_problem
+from jobs.lease import Lease
 from storage import repo
 from storage.persist import save_scan_result
 
@@ -53,8 +54,8 @@ class _Reporter:
     """Engine progress (from the scan's thread) -> the scan row and the notifier, at most twice a
     second and at every new stage, never blocking the engine."""
 
-    def __init__(self, ctx: dict, scan_id: int, loop: asyncio.AbstractEventLoop):
-        self.ctx, self.scan_id, self.loop = ctx, scan_id, loop
+    def __init__(self, ctx: dict, scan_id: int, loop: asyncio.AbstractEventLoop, attempt: int | None = None):
+        self.ctx, self.scan_id, self.loop, self.attempt = ctx, scan_id, loop, attempt
         self.stage, self.last, self.best = "", 0.0, 0.0
         self.pending: set[asyncio.Future] = set()
         self.lock = asyncio.Lock()  # updates land in the order they were reported
@@ -77,7 +78,7 @@ class _Reporter:
         async with self.lock:
             try:
                 async with self.ctx["db"].session() as s:
-                    await repo.report_progress(s, self.scan_id, stage, pct)
+                    await repo.report_progress(s, self.scan_id, stage, pct, self.attempt)
                 await self.ctx["notify"]("scan.progress", scan_id=self.scan_id, stage=stage, progress=pct)
             except Exception as e:  # progress is best effort; the scan goes on
                 log.warning("scan %s: progress not recorded (%s)", self.scan_id, e)
@@ -92,15 +93,29 @@ async def scan_account(ctx: dict, scan_id: int) -> dict[str, Any]:
     """Scan one account into its scan row: claim, read, infer, save, summarise."""
     db, notify, settings = ctx["db"], ctx["notify"], ctx["settings"]
     job_try = ctx.get("job_try", 1)
+    lease: Lease | None = ctx.get("lease")
     async with db.session() as s:
-        scan = await repo.claim_scan(s, scan_id, ctx.get("job_id"))
+        scan = await repo.claim_scan(s, scan_id, ctx.get("job_id"), lease_s=lease.lease_s if lease else None,
+                                     worker=lease.holder if lease else None)
         if scan is None:
             log.info("scan %s already finished: nothing to do", scan_id)
             return {"scan_id": scan_id, "status": "skipped"}
+        attempt = scan.attempts  # this try's fencing number: a try that lost the scan writes nothing
         account = await repo.get_account(s, scan.account_id)
         labels = await repo.current_labels(s, account.id)
+    if attempt > settings.job_tries:  # only reached when earlier tries' workers died (arq allows one more)
+        return await _fail(ctx, scan_id, f"gave up after {attempt - 1} tries: its worker stopped before "
+                                         "finishing each time (out of memory?)", attempt)
+    if lease is not None:
+        async def beat() -> None:
+            async with db.session() as s:
+                await repo.heartbeat_scan(s, scan_id, attempt, lease.lease_s)
+
+        lease.on_beat(beat)
+    if attempt > 1:
+        log.info("scan %s: try %s (attempt %s) resumes it", scan_id, job_try, attempt)
     await notify("scan.started", scan_id=scan_id, account=account.name, attempt=job_try)
-    reporter = _Reporter(ctx, scan_id, asyncio.get_running_loop())
+    reporter = _Reporter(ctx, scan_id, asyncio.get_running_loop(), attempt)
     # Our own deadline, a little inside the job's: a scan that runs too long is failed with its reason
     # here, rather than cancelled by the queue and left "running" until stale-scan recovery.
     limit = scan_deadline(settings.job_timeout)
@@ -117,12 +132,19 @@ async def scan_account(ctx: dict, scan_id: int) -> dict[str, Any]:
             result = await asyncio.to_thread(work)
             reporter("save", 0.0)
             await reporter.drain()
+            if lease is not None and lease.lost:
+                raise Superseded
             async with db.session() as s:
                 counts = await save_scan_result(s, account.id, scan_id, result)
                 summary = dict(result.summary)
-                await repo.finish_scan(s, scan_id, summary, counts)
+                if not await repo.finish_scan(s, scan_id, summary, counts, attempt=attempt):
+                    raise Superseded  # rolls the whole save back
                 await repo.set_account_status(s, account.id, "ok")
                 await repo.audit(s, "scan.finish", account_id=account.id, target=f"scan:{scan_id}", **counts)
+    except Superseded:
+        log.warning("scan %s: another try took it over while this one ran (attempt %s): nothing stored",
+                    scan_id, attempt)
+        return {"scan_id": scan_id, "status": "superseded"}
     except Exception as e:
         if deadline.expired():
             log.error("scan %s timed out after %.0fs", scan_id, limit)
@@ -132,6 +154,7 @@ async def scan_account(ctx: dict, scan_id: int) -> dict[str, Any]:
         elif isinstance(e, TRANSIENT):
             if job_try < settings.job_tries:
                 log.warning("scan %s: transient error on try %s, retrying: %s", scan_id, job_try, e)
+                await _hold_lease(ctx, scan_id, attempt, backoff(job_try))
                 raise Retry(defer=backoff(job_try)) from e
             error = f"gave up after {job_try} tries: {e}"
         else:
@@ -141,7 +164,7 @@ async def scan_account(ctx: dict, scan_id: int) -> dict[str, Any]:
         reporter.closed = True  # an engine thread outliving a timeout reports nothing more
         await reporter.drain()  # progress updates land before the final state (and its notification)
     if error is not None:
-        return await _fail(ctx, scan_id, error)
+        return await _fail(ctx, scan_id, error, attempt)
     await notify("scan.finished", scan_id=scan_id, account=account.name, summary=summary, counts=counts)
     return {"scan_id": scan_id, "status": "succeeded", **counts}
 
@@ -151,11 +174,30 @@ def scan_deadline(job_timeout: float) -> float:
     return max(1.0, job_timeout - min(5.0, job_timeout * 0.1))
 
 
-async def _fail(ctx: dict, scan_id: int, reason: str) -> dict[str, Any]:
+class Superseded(Exception):
+    """Another try of this scan took it over (this one's lease lapsed): this one stores nothing."""
+
+
+async def _fail(ctx: dict, scan_id: int, reason: str, attempt: int | None = None) -> dict[str, Any]:
     async with ctx["db"].session() as s:
-        await repo.fail_scan(s, scan_id, reason)
+        if not await repo.fail_scan(s, scan_id, reason, attempt):
+            log.warning("scan %s: not failed by attempt %s (%s): another try has it", scan_id, attempt, reason)
+            return {"scan_id": scan_id, "status": "superseded"}
     await ctx["notify"]("scan.failed", scan_id=scan_id, error=reason)
     return {"scan_id": scan_id, "status": "failed", "error": reason}
+
+
+async def _hold_lease(ctx: dict, scan_id: int, attempt: int, wait_s: float) -> None:
+    """Before a deferred retry: the row's lease covers the wait, so the scan does not read as "worker
+    lost" meanwhile (best effort: the database may be what failed)."""
+    lease = ctx.get("lease")
+    if lease is None:
+        return
+    try:
+        async with ctx["db"].session() as s:
+            await repo.heartbeat_scan(s, scan_id, attempt, wait_s + lease.lease_s)
+    except Exception as e:
+        log.debug("scan %s: lease not extended for the retry (%s)", scan_id, e)
 
 
 async def retrain(ctx: dict, account_id: int) -> dict[str, Any]:

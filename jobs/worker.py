@@ -3,6 +3,10 @@ against ``REDIS_URL``; any number of workers on any number of machines share the
 
 Results are not kept (``keep_result = 0``): the database holds every outcome, and a job id is free
 again as soon as its job ends, so the next scan of an account can be enqueued at once.
+
+A worker that dies mid-job (SIGKILL, OOM, deploy) holds nothing up: each job runs under a lease that its
+worker renews every ``job_heartbeat_s``; another worker takes the job ``job_lease_s`` after the last
+renewal (see jobs.lease).
 """
 
 from __future__ import annotations
@@ -16,16 +20,25 @@ from arq.worker import Function, func
 
 from bot.settings import Settings, get_settings
 from jobs import tasks
+from jobs.lease import leased
 from jobs.notify import Fanout, log_notifier
 
 
 def functions(settings: Settings) -> list[Function]:
+    """The job functions, each under a lease (jobs.lease): a worker that dies mid-job gives its job to
+    another worker ``job_lease_s`` after its last heartbeat, not arq's ``job_timeout`` + 10 s.
+
+    Scans (and retrains, which are scans) get one try more than ``job_tries`` from arq: their task counts
+    its own tries on the scan row and, past ``job_tries``, fails the scan with the reason, rather than
+    arq dropping the job and leaving the row "running" (a scan that kills its worker every time).
+    """
+    def f(task, timeout: float, tries: int) -> Function:  # type: ignore[no-untyped-def]
+        return func(leased(task, settings, timeout), name=task.__name__, timeout=timeout, max_tries=tries)
+
     return [
-        func(tasks.scan_account, timeout=settings.job_timeout, max_tries=settings.job_tries),
-        func(tasks.retrain, timeout=settings.job_timeout, max_tries=settings.job_tries),
-        # Never longer than job_timeout: arq takes a dead worker's jobs back only after the longest
-        # function timeout (+10 s), so a fixed 600 s here would hold every scan that long.
-        func(tasks.apply_tag_changes, timeout=min(600, settings.job_timeout), max_tries=settings.job_tries),
+        f(tasks.scan_account, settings.job_timeout, settings.job_tries + 1),
+        f(tasks.retrain, settings.job_timeout, settings.job_tries + 1),
+        f(tasks.apply_tag_changes, min(600, settings.job_timeout), settings.job_tries),
     ]
 
 

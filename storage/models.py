@@ -149,6 +149,18 @@ class Scan(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     # chat messages showing this scan's progress: [{platform, channel, ts}] (0002)
     chat_refs: Mapped[list[Any] | None] = mapped_column(JSON, default=list, nullable=True)
+    # The running try's worker (host:pid) and its heartbeat (jobs.lease): past lease_expires_at with no
+    # new heartbeat, the worker is lost and another worker takes the job (0003).
+    worker: Mapped[str | None] = mapped_column(String(100), default=None, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None, nullable=True)
+
+    @property
+    def worker_lost(self) -> bool:
+        """Running, but its worker stopped renewing its lease: it died, and the job waits for another
+        worker (arq takes it back as the lease lapses)."""
+        return (self.status == "running" and self.lease_expires_at is not None
+                and self.lease_expires_at < utcnow())
 
 
 class Resource(Base):

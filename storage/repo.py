@@ -212,33 +212,68 @@ async def last_scan(s: AsyncSession, account_id: int, status: str | None = None)
     return await s.scalar(q)
 
 
-async def claim_scan(s: AsyncSession, scan_id: int, job_id: str | None) -> Scan | None:
+async def claim_scan(s: AsyncSession, scan_id: int, job_id: str | None, *, lease_s: float | None = None,
+                     worker: str | None = None) -> Scan | None:
     """Mark a queued (or interrupted running) scan as running; None when it already finished, so a
-    re-delivered job does nothing."""
+    re-delivered job does nothing. Each claim is a new attempt (the fencing number of
+    :func:`finish_scan` and :func:`fail_scan`); with ``lease_s`` its worker holds a lease that the
+    heartbeat (:func:`heartbeat_scan`) renews."""
+    now = utcnow()
     res = await s.execute(update(Scan).where(Scan.id == scan_id, Scan.status.in_(("queued", "running")))
-                          .values(status="running", job_id=job_id, attempts=Scan.attempts + 1, started_at=utcnow(),
-                                  error=""))
+                          .values(status="running", job_id=job_id, attempts=Scan.attempts + 1, started_at=now,
+                                  error="", worker=worker, heartbeat_at=now if lease_s else None,
+                                  lease_expires_at=now + timedelta(seconds=lease_s) if lease_s else None))
     if res.rowcount == 0:
         return None
     return await get_scan(s, scan_id)
 
 
-async def report_progress(s: AsyncSession, scan_id: int, stage: str, progress: float) -> None:
-    await s.execute(update(Scan).where(Scan.id == scan_id, Scan.status == "running")
+def _this_try(scan_id: int, attempt: int | None) -> list[Any]:
+    """The scan row while ``attempt`` is the running try (any try when None)."""
+    cond = [Scan.id == scan_id]
+    if attempt is not None:
+        cond += [Scan.attempts == attempt, Scan.status.in_(("queued", "running"))]
+    return cond
+
+
+async def heartbeat_scan(s: AsyncSession, scan_id: int, attempt: int, lease_s: float) -> bool:
+    """The running try's worker is alive: its lease runs ``lease_s`` from now. False when the scan
+    ended or another try took it."""
+    now = utcnow()
+    res = await s.execute(update(Scan).where(Scan.id == scan_id, Scan.status == "running", Scan.attempts == attempt)
+                          .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s)))
+    return bool(res.rowcount)
+
+
+async def report_progress(s: AsyncSession, scan_id: int, stage: str, progress: float,
+                          attempt: int | None = None) -> None:
+    """The running scan's stage and progress (with ``attempt``: only while that try is the running one)."""
+    await s.execute(update(Scan).where(*_this_try(scan_id, attempt), Scan.status == "running")
                     .values(stage=stage, progress=round(max(0.0, min(100.0, progress)), 1)))
 
 
-async def finish_scan(s: AsyncSession, scan_id: int, summary: dict[str, Any], counts: dict[str, Any]) -> None:
-    await s.execute(update(Scan).where(Scan.id == scan_id).values(
+async def finish_scan(s: AsyncSession, scan_id: int, summary: dict[str, Any], counts: dict[str, Any],
+                      attempt: int | None = None) -> bool:
+    """Succeed the scan; with ``attempt``, only while that try is still the running one (False: another
+    try took the scan over or it ended, and the caller rolls its transaction back: nothing twice)."""
+    res = await s.execute(update(Scan).where(*_this_try(scan_id, attempt)).values(
         status="succeeded", stage="done", progress=100.0, summary=summary, counts=counts, finished_at=utcnow(),
         error=""))
+    return bool(res.rowcount)
 
 
-async def fail_scan(s: AsyncSession, scan_id: int, error: str) -> None:
+async def fail_scan(s: AsyncSession, scan_id: int, error: str, attempt: int | None = None) -> bool:
+    """Fail the scan with its reason; with ``attempt``, only while that try is the running one."""
+    res = await s.execute(update(Scan).where(*_this_try(scan_id, attempt))
+                          .values(status="failed", error=error, finished_at=utcnow()))
+    if not res.rowcount:
+        if attempt is None:
+            await get_scan(s, scan_id)  # NotFound
+        return False
     scan = await get_scan(s, scan_id)
-    scan.status, scan.error, scan.finished_at = "failed", error, utcnow()
     await set_account_status(s, scan.account_id, "error", error)
     await audit(s, "scan.fail", account_id=scan.account_id, target=f"scan:{scan_id}", error=error)
+    return True
 
 
 async def recent_scans(s: AsyncSession, limit: int = 10) -> list[Scan]:
@@ -441,6 +476,16 @@ async def add_chat_ref(s: AsyncSession, alert_id: int, platform: str, channel: s
 # -- status -------------------------------------------------------------------------------------
 
 
+def scan_state(scan: Scan) -> str:
+    """A running scan's state in words, for status lines and cards: "worker lost, retrying" while its
+    worker's lease has lapsed (another worker takes the job), else its stage."""
+    if scan.worker_lost:
+        if (scan.worker or "").startswith("in-process"):
+            return "interrupted: its process stopped"
+        return "worker lost, retrying"
+    return scan.stage
+
+
 async def status_report(s: AsyncSession) -> dict[str, Any]:
     """Accounts with their last scan, label and change-set counts: what ``costdna status`` shows."""
     accounts = []
@@ -450,7 +495,9 @@ async def status_report(s: AsyncSession) -> dict[str, Any]:
             "name": a.name, "kind": a.kind, "status": a.status, "status_reason": a.status_reason,
             "last_scan": None if last is None else {
                 "id": last.id, "status": last.status, "stage": last.stage, "progress": last.progress,
-                "error": last.error, "created_at": last.created_at.isoformat(),
+                "error": last.error, "attempts": last.attempts, "worker": last.worker,
+                "worker_lost": last.worker_lost, "state": scan_state(last),
+                "heartbeat_at": last.heartbeat_at.isoformat() if last.heartbeat_at else None, "created_at": last.created_at.isoformat(),
                 "finished_at": last.finished_at.isoformat() if last.finished_at else None,
                 "resources": last.counts.get("resources"), "attributable_cost_usd":
                     last.summary.get("attributable_cost_usd"), "untagged_cost_usd": last.summary.get("untagged_cost_usd")},

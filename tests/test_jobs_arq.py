@@ -1,6 +1,7 @@
 """Jobs through arq with a real Redis and real databases: a burst worker running a scan end to end,
 one scan per account under duplicate enqueues, a worker retrying a transient error, and a worker
-SIGKILLed mid-scan whose job a second worker finishes with nothing duplicated and no label lost.
+SIGKILLed mid-scan (default settings) whose job a second worker finishes within two minutes, with
+nothing duplicated and no label lost.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from arq.constants import in_progress_key_prefix
 from arq.worker import create_worker
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -185,11 +189,28 @@ async def wait_for(db: Database, scan_id: int, ok, timeout: float, what: str, pr
     raise AssertionError(f"scan {scan_id}: {what} not reached in {timeout}s (last: {row.status} {row.stage} {row.error})")
 
 
+def default_settings(tmp_path: Path, db_url: str, redis_url: str) -> Settings:
+    """The job settings as a new user has them (job_timeout 3600 s, tries, heartbeat, lease)."""
+    s = Settings(data_dir=tmp_path / "data", database_url=db_url, redis_url=redis_url, queue_name=QUEUE, workers=1)
+    for name in ("job_timeout", "job_tries", "job_heartbeat_s", "job_lease_s"):
+        assert getattr(s, name) == Settings.model_fields[name].default, f"{name} is not the default"
+    return s
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    exe = Path(sys.executable).with_name("costdna")
+    done = subprocess.run([str(exe), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.asyncio
 async def test_sigkilled_worker_scan_is_finished_by_the_next(tmp_path: Path, pg_url: str, redis_url: str) -> None:
-    timeout = 20  # arq takes a job back timeout + 10 s after it started: keep both short
-    settings = make_settings(tmp_path, pg_url, redis_url, job_timeout=timeout)
+    """Default settings (job_timeout 3600 s): a real `costdna worker` SIGKILLed mid-scan holds nothing up.
+    Its lease lapses within job_lease_s, `costdna status` says "worker lost, retrying", a second worker
+    takes the job and the scan succeeds within 2 minutes of the kill, everything stored once."""
+    settings = default_settings(tmp_path, pg_url, redis_url)
     db, queue, acct = await setup(settings)
     log = tmp_path / "workers.log"
     procs: list[subprocess.Popen] = []
@@ -206,23 +227,40 @@ async def test_sigkilled_worker_scan_is_finished_by_the_next(tmp_path: Path, pg_
             labels_before = sorted(map(tuple, await s.execute(select(*label_cols).where(Label.source == "human"))))
         assert len(labels_before) == 7
 
-        env = {**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": redis_url,
-               "COSTDNA_DATA_DIR": str(settings.data_dir), "COSTDNA_JOB_TIMEOUT": str(timeout),
-               "COSTDNA_WORKERS": "1", "COSTDNA_QUEUE_NAME": QUEUE}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COSTDNA_JOB_")}
+        env.update({"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "COSTDNA_DATA_DIR": str(settings.data_dir),
+                    "COSTDNA_WORKERS": "1", "COSTDNA_QUEUE_NAME": QUEUE, "COLUMNS": "200"})
         scan = await request_scan(db, queue, "acct", requested_by="test")
         procs.append(start_worker(env, log))
-        await wait_for(db, scan.id, lambda r: r.status == "running" and r.stage in ("graph", "model"), 60,
-                       "running past cloudtrail", procs)
+        row = await wait_for(db, scan.id, lambda r: r.status == "running" and r.stage in ("graph", "model"), 90,
+                             "running past cloudtrail", procs)
+        assert row.worker == f"{socket.gethostname()}:{procs[0].pid}" and not row.worker_lost
         kill_group(procs[0])
+        killed = time.monotonic()
         row = await get_scan(db, scan.id)
         assert row.status == "running" and row.attempts == 1
         assert await scalar(db, select(func.count()).select_from(Prediction).where(Prediction.scan_id == scan.id)) == 0
         assert await scalar(db, select(func.count()).select_from(Resource)) == 0, "nothing of a killed save"
+        # arq's hold on the job is the lease (45 s), not job_timeout + 10 s (3,610 s)
+        ttl = await queue.pool.pttl(in_progress_key_prefix + scan_job_id(acct.id))
+        assert 0 < ttl <= settings.job_lease_s * 1000, ttl
 
-        procs.append(start_worker(env, log, "--burst"))  # waits for arq's lease on the job to run out
-        row = await wait_for(db, scan.id, lambda r: r.status in ("succeeded", "failed"), 90, "an end", procs[1:])
+        # the lease lapses: status says so, in JSON and in words
+        await wait_for(db, scan.id, lambda r: r.worker_lost, settings.job_lease_s + 5, "worker lost")
+        lapsed = time.monotonic() - killed
+        report = json.loads(run_cli(env, "status", "--json"))
+        last = next(a for a in report["accounts"] if a["name"] == "acct")["last_scan"]
+        assert last["status"] == "running" and last["worker_lost"] and last["state"] == "worker lost, retrying"
+        assert "worker lost, retrying" in run_cli(env, "status")
+
+        procs.append(start_worker(env, log, "--burst"))  # takes the job at once: its lease has lapsed
+        row = await wait_for(db, scan.id, lambda r: r.status in ("succeeded", "failed"), 120, "an end", procs[1:])
+        took = time.monotonic() - killed
         assert row.status == "succeeded", (row.error, log.read_text()[-3000:])
-        assert row.attempts == 2
+        assert row.attempts == 2 and row.worker == f"{socket.gethostname()}:{procs[1].pid}"
+        print(f"\nSIGKILL -> lease lapsed {lapsed:.1f}s -> scan succeeded {took:.1f}s (job_timeout "
+              f"{settings.job_timeout}s, lease {settings.job_lease_s}s, heartbeat {settings.job_heartbeat_s}s)")
+        assert took < 120, f"the scan took {took:.0f}s after the kill"
         n = row.counts["resources"]
         q = select(func.count()).select_from
         assert await scalar(db, q(Resource).where(Resource.account_id == acct.id)) == n > 0

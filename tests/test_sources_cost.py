@@ -233,7 +233,7 @@ def test_bad_rows_are_skipped_and_named(tmp_path):
     assert got == [
         ("row 2", "expected 5 fields, got 3; row skipped"),
         ("row 3", "line_item_usage_start_date is not a time; row skipped"),
-        ("row 4", "line_item_unblended_cost is not a number; row skipped"),
+        ("row 4", "line_item_unblended_cost is not a finite number; row skipped"),
         ("row 5", "resource_tags is not a JSON object of tags"),
     ]
 

@@ -136,7 +136,7 @@ def test_default_format_without_header_nodata_and_bad_lines(tmp_path):
     assert [f.bytes for f in flows] == [100, 300]
     assert [(i.location, i.message) for i in issues] == [
         ("line 4", "expected 14 fields, got 4"),
-        ("line 5", "bytes, packets or start is not a whole number"),
+        ("line 5", "bytes 'lots' is not a whole number of bytes; line skipped"),
     ]
     assert flowlog_files(tmp_path) == [path]
 

@@ -9,6 +9,8 @@ that fit none of that still load: a bad record is one ``BundleIssue``, never a f
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import orjson
 
 from engine.arns import build_arn, canonical_arn, kind_of_id
 from engine.records import BundleIssue, Event
-from engine.sources.files import UnreadableFile, gc_paused, list_files, read_bytes
+from engine.sources.files import UnreadableFile, gc_paused, list_files, read_bytes, to_utf8
 
 CLOUDTRAIL_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")
 _SHAPE = 'expected {"Records": [...]}, a list of records, or JSON lines'
@@ -29,10 +31,47 @@ def cloudtrail_files(bundle: Path) -> list[Path]:
     return list_files(Path(bundle), "cloudtrail", CLOUDTRAIL_SUFFIXES)
 
 
+# S3 delivery: <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<unique>.json.gz, the time being the delivery's.
+_DELIVERED = re.compile(r"(\d{12})_CloudTrail_([a-z0-9-]+)_(\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json(?:\.gz)?", re.ASCII)
+
+
+def delivery_of(path: str | Path) -> tuple[tuple[str, str], float] | None:
+    """((account, region), delivery time in epoch seconds) of a file named as CloudTrail names its
+    S3 deliveries, or None for any other name."""
+    m = _DELIVERED.fullmatch(Path(path).name)
+    if m is None:
+        return None
+    try:
+        when = datetime.strptime(m[3], "%Y%m%dT%H%MZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:  # a month 13: not a delivery name after all
+        return None
+    return (m[1], m[2]), when
+
+
+def delivery_order(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as CloudTrail delivered them: those with a delivery name by account, region, delivery
+    time, name and path (for the S3 layout, path order), then the others in the order given.
+
+    Every copy of an event is delivered in a file of the same account and region, within minutes of
+    the event: in this order its copies come close together (see engine.activity's deduplication).
+    """
+    named, other = [], []
+    for p in map(Path, paths):
+        d = delivery_of(p)
+        if d is None:
+            other.append(p)
+        else:
+            named.append(((d[0], d[1], p.name, str(p)), p))
+    named.sort(key=lambda kp: kp[0])
+    return [p for _, p in named] + other
+
+
 # ---------------------------------------------------------------------------------------------
 # time
 
 _MINUTES: dict[str, float] = {}
+# Times outside 1970-2100 are not real CloudTrail times (a mangled year, a fuzzed file): no time.
+_EARLIEST, _LATEST = 0.0, 4102444800.0
 
 
 def parse_time(value: Any) -> float | None:
@@ -40,6 +79,7 @@ def parse_time(value: Any) -> float | None:
 
     CloudTrail writes ``2026-11-17T02:00:05Z``; records of one file share their minutes, so the
     minute's epoch is cached and only the seconds are added (the general parser is the fallback).
+    A time before 1970 or from 2100 on is no time either.
     """
     if type(value) is not str:
         return None
@@ -48,22 +88,25 @@ def parse_time(value: Any) -> float | None:
         if base is None:
             try:
                 base = datetime.fromisoformat(value[:16] + ":00+00:00").timestamp()
-            except ValueError:
+            except (ValueError, OverflowError):
+                return None
+            if not _EARLIEST <= base < _LATEST:
                 return None
             if len(_MINUTES) > 200_000:
                 _MINUTES.clear()
             _MINUTES[value[:16]] = base
         sec = value[17:19]
-        if sec.isdigit():
+        if sec.isdigit():  # "²³" passes, and int() raises: the record is reported
             return base + int(sec)
         return None
     try:
         dt = datetime.fromisoformat(value.strip())
-    except ValueError:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        t = dt.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    return t if _EARLIEST <= t < _LATEST else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +532,7 @@ def fold_records_of(body: bytes) -> list[FoldRecord] | None:
         return None
     try:
         return _FOLD_DECODER.decode(body).Records
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # too deep: orjson says so
         return None
 
 
@@ -590,7 +633,7 @@ def _fast_file(body: bytes, path: str, issues: list[BundleIssue], default_region
         return None
     try:
         doc = _FILE_DECODER.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # too deep: orjson says so
         return None
     out: list[Event] = []
     for i, f in enumerate(doc.Records, 1):
@@ -630,8 +673,8 @@ def _parse_line(line: bytes, n: int, path: str, issues: list[BundleIssue], out: 
     if b'"Records"' not in line[:32]:
         try:
             f = _LINE_DECODER.decode(line)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            pass  # odd types or not JSON: the generic path says what is wrong
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            pass  # odd types, not JSON or nested too deep: the generic path says what is wrong
         else:
             try:
                 out.append(_fast_event(f, default_region))
@@ -641,7 +684,7 @@ def _parse_line(line: bytes, n: int, path: str, issues: list[BundleIssue], out: 
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError as e:
-        issues.append(BundleIssue(path, f"line {n}", f"not valid JSON ({e})"))
+        issues.append(BundleIssue(path, f"line {n}", f"not valid JSON ({_clip(str(e))})"))
         return
     if type(doc) is dict and type(doc.get("Records")) is list:
         _parse_records(doc["Records"], f"line {n}", path, issues, out, default_region)
@@ -658,16 +701,33 @@ def parse_payload(data: bytes, path: str, issues: list[BundleIssue],
 
     Accepts ``{"Records": [...]}`` (as delivered to S3), a bare list of records, one record, or
     JSON lines. The typed fast path is tried first; anything it does not fit goes the generic way,
-    which can say which record or line is wrong.
+    which can say which record or line is wrong. A 0-byte file and binary data are one issue; text in
+    UTF-16 or with bytes that are not UTF-8 is decoded as far as it goes, with an issue.
     """
     body = data.strip()
     if not body:
+        if not data:  # white space alone is a file with no records; nothing at all is a broken one
+            issues.append(BundleIssue(path, "", "empty file (0 bytes)"))
         return []
     with gc_paused():
         fast = _fast_file(body, path, issues, default_region)
         if fast is not None:
             return fast
         out: list[Event] = []
+        try:
+            text, note = to_utf8(data, "CloudTrail JSON")
+        except UnreadableFile as e:
+            issues.append(BundleIssue(path, "", str(e)))
+            return out
+        if note:
+            issues.append(BundleIssue(path, "", note))
+            body = text.strip()
+            fast = _fast_file(body, path, issues, default_region)
+            if fast is not None:
+                return fast
+        elif text is not data:  # a UTF-8 byte-order mark, dropped
+            body = text.strip()
+        del text
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as e:
@@ -684,13 +744,17 @@ def parse_payload(data: bytes, path: str, issues: list[BundleIssue],
         try:
             orjson.loads(lines[0])
         except orjson.JSONDecodeError:
-            issues.append(BundleIssue(path, "", f"not valid JSON ({whole_error}); {_SHAPE}"))
+            issues.append(BundleIssue(path, "", f"not valid JSON ({_clip(str(whole_error))}); {_SHAPE}"))
             return out
         for n, line in enumerate(lines, 1):
             line = line.strip()
             if line:
                 _parse_line(line, n, path, issues, out, default_region)
         return out
+
+
+def _clip(text: str, n: int = 200) -> str:
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def read_cloudtrail_file(path: Path, issues: list[BundleIssue], default_region: str | None = None) -> list[Event]:

@@ -26,19 +26,28 @@ import pyarrow.parquet as pq
 
 from engine.arns import arn_from_billing_id
 from engine.records import BundleIssue
-from engine.sources.files import UnreadableFile, is_gzip, list_files, open_binary
+from engine.sources.files import UnreadableFile, is_gzip, list_files, open_binary, sniff_encoding
 
 COST_SCHEMA = pa.schema(
     [
         ("resource", pa.string()),
         ("start", pa.timestamp("s", tz="UTC")),
-        ("cost", pa.float64()),
+        ("cost", pa.float64()),  # amortized effective cost: what attribution, spikes and the digest use
+        ("billed", pa.float64()),  # billed cost: what reconciles with the invoice
         ("service", pa.string()),
         ("account", pa.string()),
         ("region", pa.string()),
-        ("line_type", pa.string()),
+        ("line_type", pa.string()),  # as the export wrote it (CUR line item type, FOCUS ChargeCategory)
+        ("category", pa.string()),  # one of CATEGORIES
+        ("correction", pa.bool_()),  # FOCUS ChargeClass "Correction": fixes an earlier period's charge
+        ("provider", pa.string()),  # "AWS", "Microsoft", ... (the bill a line belongs to)
     ]
 )
+
+# Where every line item of every format lands. gross = usage + fee + tax + other (billed, before any
+# reduction); net billed = gross + discount + credit + refund + adjustment (= the invoice).
+CATEGORIES = ("usage", "fee", "tax", "other", "discount", "credit", "refund", "adjustment")
+GROSS_CATEGORIES = ("usage", "fee", "tax", "other")
 
 COST_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _MAX_ROW_ISSUES = 20  # per file and problem; then one summary line
@@ -59,6 +68,57 @@ def cost_files(bundle: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# cost semantics
+
+
+# CUR line item types -> category. Anything ending in "Discount" is a discount (EDP, bundled, private
+# rate, distributor, SPP...); an unknown type is "other" and still counts in the billed totals.
+_CUR_CATEGORY = {
+    "usage": "usage", "discountedusage": "usage", "savingsplancoveredusage": "usage",
+    "fee": "fee", "rifee": "fee", "savingsplanrecurringfee": "fee", "savingsplanupfrontfee": "fee",
+    "tax": "tax", "savingsplannegation": "discount", "credit": "credit", "refund": "refund",
+}  # fmt: skip
+# FOCUS ChargeCategory (1.x; ChargeType in 0.5) -> category.
+_FOCUS_CATEGORY = {"usage": "usage", "purchase": "fee", "tax": "tax", "credit": "credit",
+                   "adjustment": "adjustment", "discount": "discount", "refund": "refund"}
+
+
+def charge_category(line_type: str | None, fmt: str) -> str:
+    """The category of one line item type as the export names it (case and spaces ignored)."""
+    if not line_type:
+        return "usage"
+    key = line_type.replace(" ", "").replace("_", "").lower()
+    table = _FOCUS_CATEGORY if fmt == "focus" else _CUR_CATEGORY
+    if key in table:
+        return table[key]
+    if key.endswith("discount"):
+        return "discount"
+    return "other"
+
+
+# The CUR columns the amortized cost needs, per format (role -> column). The formula is AWS's own
+# (Cost Explorer's "amortized cost", as in the CUDOS dashboards): commitment-covered usage costs its
+# effective rate, the Savings Plan negation and upfront fee are spread over that usage (0), a
+# commitment's recurring fee counts only for its unused part, an RI's upfront fee line counts 0.
+_CUR2_COMMITMENT = {
+    "sp_effective": "savings_plan_savings_plan_effective_cost",
+    "sp_commitment": "savings_plan_total_commitment_to_date",
+    "sp_used": "savings_plan_used_commitment",
+    "ri_effective": "reservation_effective_cost",
+    "ri_unused_upfront": "reservation_unused_amortized_upfront_fee_for_billing_period",
+    "ri_unused_recurring": "reservation_unused_recurring_fee",
+}
+_LEGACY_COMMITMENT = {
+    "sp_effective": "savingsPlan/SavingsPlanEffectiveCost",
+    "sp_commitment": "savingsPlan/TotalCommitmentToDate",
+    "sp_used": "savingsPlan/UsedCommitment",
+    "ri_effective": "reservation/EffectiveCost",
+    "ri_unused_upfront": "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod",
+    "ri_unused_recurring": "reservation/UnusedRecurringFee",
+}
+
+
+# ---------------------------------------------------------------------------------------------
 # formats
 
 
@@ -67,7 +127,7 @@ class _Spec:
     """Where one format keeps each field: candidate columns in order of preference."""
 
     name: str
-    cost: tuple[str, ...]
+    billed: tuple[str, ...]  # what the invoice charges for the line
     start: tuple[str, ...]
     resource: tuple[str, ...]
     service: tuple[str, ...]
@@ -75,13 +135,22 @@ class _Spec:
     region: tuple[str, ...]
     line_type: tuple[str, ...]
     currency: tuple[str, ...]
+    amortized: tuple[str, ...] = ()  # a ready amortized column (FOCUS EffectiveCost)
+    commitment: tuple[tuple[str, str], ...] = ()  # CUR: (role, column) pairs for the amortization formula
+    reservation_arn: tuple[str, ...] = ()
+    charge_class: tuple[str, ...] = ()
     provider: tuple[str, ...] = ()
     tags_column: str | None = None  # one column of JSON text or a map
     tags_prefix: str | None = None  # one column per tag key
 
+    @property
+    def cost(self) -> tuple[str, ...]:
+        """Every money column this format may carry (read as numbers)."""
+        return (*self.billed, *self.amortized, *(c for _, c in self.commitment))
+
 
 _CUR_SNAKE = dict(
-    cost=("line_item_unblended_cost",),
+    billed=("line_item_unblended_cost",),
     start=("line_item_usage_start_date",),
     resource=("line_item_resource_id",),
     service=("line_item_product_code", "product_servicecode"),
@@ -89,13 +158,15 @@ _CUR_SNAKE = dict(
     region=("product_region_code", "product_region"),
     line_type=("line_item_line_item_type",),
     currency=("line_item_currency_code",),
+    commitment=tuple(_CUR2_COMMITMENT.items()),
+    reservation_arn=("reservation_reservation_a_r_n",),
 )
 _SPECS = {
     "cur2": _Spec("cur2", tags_column="resource_tags", **_CUR_SNAKE),
     "cur-athena": _Spec("cur-athena", tags_prefix="resource_tags_", **_CUR_SNAKE),
     "cur-legacy": _Spec(
         "cur-legacy",
-        cost=("lineItem/UnblendedCost",),
+        billed=("lineItem/UnblendedCost",),
         start=("lineItem/UsageStartDate",),
         resource=("lineItem/ResourceId",),
         service=("lineItem/ProductCode", "product/servicecode"),
@@ -103,17 +174,21 @@ _SPECS = {
         region=("product/regionCode", "product/region"),
         line_type=("lineItem/LineItemType",),
         currency=("lineItem/CurrencyCode",),
+        commitment=tuple(_LEGACY_COMMITMENT.items()),
+        reservation_arn=("reservation/ReservationARN",),
         tags_prefix="resourceTags/",
     ),
     "focus": _Spec(
         "focus",
-        cost=("EffectiveCost", "BilledCost"),
+        billed=("BilledCost",),
+        amortized=("EffectiveCost",),
         start=("ChargePeriodStart",),
         resource=("ResourceId",),
         service=("ServiceName",),
         account=("SubAccountId",),
         region=("RegionId", "Region"),
-        line_type=("ChargeCategory",),
+        line_type=("ChargeCategory", "ChargeType"),
+        charge_class=("ChargeClass",),
         currency=("BillingCurrency",),
         provider=("ProviderName",),
         tags_column="Tags",
@@ -186,13 +261,27 @@ class _RowIssues:
                 )
 
 
+_MAX_HEADER_BYTES = 1 << 20  # a CUR header of a thousand columns is ~40 KB
+
+
 def _csv_header(path: Path) -> list[str]:
     with open_binary(path) as f:
-        first = f.readline()
+        first = f.readline(_MAX_HEADER_BYTES + 1)  # bounded: a file of one enormous line is not held
+    enc = sniff_encoding(first[3:] if first[:3] == b"\xef\xbb\xbf" else first)
+    if enc is not None:
+        codec, name, nul = enc
+        if codec == "binary":
+            raise UnreadableFile(f"binary data, not CSV (NUL byte at offset {nul})")
+        raise UnreadableFile(f"encoded as {name}; a cost export must be UTF-8 CSV")
+    if len(first) > _MAX_HEADER_BYTES and not first.endswith(b"\n"):
+        raise UnreadableFile(f"first line longer than {_MAX_HEADER_BYTES} bytes: not a cost export header")
     text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
     if not text.strip():
         raise UnreadableFile("empty file: no header line")
-    return next(csv.reader(io.StringIO(text)))
+    try:
+        return next(csv.reader(io.StringIO(text)))
+    except csv.Error as e:
+        raise UnreadableFile(f"unreadable CSV header ({e})") from None
 
 
 def _read_csv(path: Path, spec: _Spec, cols: list[str], header: list[str], rows: _RowIssues) -> tuple[pa.Table, list[int]]:
@@ -257,8 +346,8 @@ def _read_parquet(path: Path, cols: list[str]) -> pa.Table:
         schema = pq.read_schema(path)
         strings = [c for c in cols if pa.types.is_string(schema.field(c).type)]
         return pq.read_table(path, columns=cols, read_dictionary=strings)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise UnreadableFile(f"not a readable Parquet file ({e})") from None
+    except (pa.ArrowException, OSError, KeyError, ValueError) as e:  # any Arrow error: a damaged file
+        raise UnreadableFile(f"not a readable Parquet file ({str(e)[:300]})") from None
 
 
 def _columns(path: Path) -> tuple[list[str], bool]:
@@ -266,8 +355,8 @@ def _columns(path: Path) -> tuple[list[str], bool]:
     if path.name.lower().endswith(".parquet"):
         try:
             return list(pq.read_schema(path).names), True
-        except (pa.ArrowInvalid, OSError) as e:
-            raise UnreadableFile(f"not a readable Parquet file ({e})") from None
+        except (pa.ArrowException, OSError, ValueError) as e:  # any Arrow error: a damaged file
+            raise UnreadableFile(f"not a readable Parquet file ({str(e)[:300]})") from None
     return _csv_header(path), False
 
 
@@ -354,23 +443,32 @@ def _start_seconds(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return lookup[codes], ok[codes]  # code -1 indexes the trailing sentinel
 
 
-def _cost_values(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(cost per row, valid mask) from a numeric or text column."""
+def _cost_values(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(amount per row, valid mask, null mask) from a numeric or text column.
+
+    Valid means a finite number: NaN and infinity (in Parquet doubles, or written "NaN", "inf" in a
+    CSV) are not money, so they are invalid like any other unreadable cell. Invalid rows read 0.
+    """
     t = col.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
         arr = pc.cast(col, pa.float64())
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-        return arr.fill_null(0.0).to_numpy(zero_copy_only=False), arr.is_valid().to_numpy(zero_copy_only=False)
+        null = ~arr.is_valid().to_numpy(zero_copy_only=False)
+        vals = arr.fill_null(0.0).to_numpy(zero_copy_only=False)
+        ok = ~null & np.isfinite(vals)
+        return np.where(ok, vals, 0.0), ok, null
     codes, values = _codes(col)
     parsed: list[float | None] = []
     for v in values:
         try:
-            parsed.append(float(v) if v is not None else None)
+            f = float(v) if v is not None else None
         except ValueError:
-            parsed.append(None)
+            f = None
+        parsed.append(f if f is not None and np.isfinite(f) else None)
     lookup = np.array([p if p is not None else 0.0 for p in parsed] + [0.0], np.float64)
     ok = np.array([p is not None for p in parsed] + [False], bool)
-    return lookup[codes], ok[codes]
+    empty = np.array([v is None or not v.strip() for v in values] + [True], bool)  # "" in Parquet text
+    return lookup[codes], ok[codes], empty[codes]
 
 
 def _non_aws(raw: str) -> bool:
@@ -541,8 +639,10 @@ def _tag_json(text: str | None) -> dict | None:
 def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
     """One billing export -> CostFile; None (and one issue) when the file cannot be read at all.
 
-    Rows with an unreadable time or cost, or the wrong number of fields, are skipped with an issue
-    naming the row ("row N" counts data rows from 1, the header not included).
+    Every line item gets its billed cost, its amortized effective cost and a category (see
+    ``CATEGORIES``). Rows with an unreadable time or money cell (not a number, NaN, infinity), or the
+    wrong number of fields, are skipped with an issue naming the row ("row N" counts data rows from 1,
+    the header not included) and the column.
     """
     path = Path(path)
     where = str(path)
@@ -555,18 +655,15 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
             raise UnreadableFile(f"unrecognised cost export format (columns: {shown})")
         spec = _SPECS[fmt]
         cols = set(header)
-        for cands in (spec.cost, spec.start):
+        for cands in ((*spec.billed, *spec.amortized), spec.start):
             if not _pick(cands, cols):
                 raise UnreadableFile(f"missing required column {' or '.join(cands)}")
         wanted = [
             c for c in header
-            if c in {*spec.cost[:1], *spec.start, *spec.resource, *spec.service, *spec.account, *spec.region,
-                     *spec.line_type, *spec.currency, *spec.provider}
+            if c in {*spec.cost, *spec.start, *spec.resource, *spec.service, *spec.account, *spec.region,
+                     *spec.line_type, *spec.currency, *spec.provider, *spec.charge_class, *spec.reservation_arn}
             or c == spec.tags_column or (spec.tags_prefix and c.startswith(spec.tags_prefix))
         ]
-        cost_col = _pick(spec.cost, cols)[0]
-        if cost_col not in wanted:
-            wanted.append(cost_col)
         wanted = list(dict.fromkeys(wanted))
         if is_parquet:
             table, skipped = _read_parquet(path, wanted), []
@@ -584,16 +681,46 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
         idx = idx + np.searchsorted(sk - np.arange(len(sk)), idx, side="right")
     row_no = idx
 
-    start, start_ok = _start_seconds(table.column(spec.start[0]))
-    cost, cost_ok = _cost_values(table.column(cost_col))
-    rows.mask(~start_ok, row_no, f"an unreadable {spec.start[0]}", f"{spec.start[0]} is not a time; row skipped")
-    rows.mask(start_ok & ~cost_ok, row_no, f"an unreadable {cost_col}", f"{cost_col} is not a number; row skipped")
-    keep = start_ok & cost_ok
+    start, keep = _start_seconds(table.column(spec.start[0]))
+    rows.mask(~keep, row_no, f"an unreadable {spec.start[0]}", f"{spec.start[0]} is not a time; row skipped")
+
+    def money(name: str, required: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(values, null mask) of a money column; rows where it is unreadable or not finite (or
+        empty, when ``required``) leave ``keep``. An empty optional cell reads 0."""
+        nonlocal keep
+        vals, ok, null = _cost_values(table.column(name))
+        bad = keep & ~ok & (True if required else ~null)
+        rows.mask(bad, row_no, f"an unreadable {name}", f"{name} is not a finite number; row skipped")
+        keep = keep & ~bad
+        return vals, null
+
+    billed_col = next(iter(_pick(spec.billed, cols)), None)
+    amort_col = next(iter(_pick(spec.amortized, cols)), None)
+    billed, _ = money(billed_col or amort_col, True)  # type: ignore[arg-type]
+    amortized = billed
+    if amort_col and billed_col:  # FOCUS: EffectiveCost, or the billed cost where it is empty
+        eff, eff_null = money(amort_col, False)
+        amortized = np.where(eff_null, billed, eff)
+    commit = {role: money(col, False)[0] for role, col in spec.commitment if col in cols}
 
     region = _coalesce(table, _pick(spec.region, cols))
     account = _coalesce(table, _pick(spec.account, cols))
     service = _coalesce(table, _pick(spec.service, cols))
     line_type = _coalesce(table, _pick(spec.line_type, cols))
+    provider = _coalesce(table, _pick(spec.provider, cols))
+    lt_codes, lt_values = _codes(line_type, n)
+    categories = [charge_category(v, fmt) for v in lt_values]
+    category = _strings(lt_codes, categories) if categories else pa.repeat(pa.scalar("usage"), n)
+    if lt_values:
+        category = pc.fill_null(category, "usage")
+    if spec.commitment:
+        amortized = _cur_amortized(table, spec, cols, fmt, billed, commit, lt_codes, lt_values, service, issues, where)
+    correction = np.zeros(n, bool)
+    cc = _coalesce(table, _pick(spec.charge_class, cols))
+    if cc is not None:
+        cc_codes, cc_values = _codes(cc)
+        is_corr = np.array([(v or "").strip().lower() == "correction" for v in cc_values] + [False], bool)
+        correction = is_corr[cc_codes]
     res, arns = _resources(table, spec, cols, region, account, service)
     tags = _tags(table, spec, fmt, cols, res, arns, start, keep, rows, row_no)
 
@@ -608,15 +735,23 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
     def text(col: pa.ChunkedArray | None) -> pa.ChunkedArray | pa.Array:
         return pa.nulls(n, pa.string()) if col is None else col
 
+    if provider is None:
+        provider_col: pa.Array | pa.ChunkedArray = pa.repeat(pa.scalar("AWS" if fmt != "focus" else ""), n)
+    else:
+        provider_col = pc.replace_substring_regex(pc.fill_null(provider, ""), r"^Amazon Web Services.*$", "AWS")
     out = pa.table(
         {
             "resource": _strings(res, arns),
             "start": pa.array(start, pa.timestamp("s", tz="UTC")),
-            "cost": pa.array(cost, pa.float64()),
+            "cost": pa.array(amortized, pa.float64()),
+            "billed": pa.array(billed, pa.float64()),
             "service": text(service),
             "account": text(account),
             "region": text(region),
             "line_type": text(line_type),
+            "category": category,
+            "correction": pa.array(correction, pa.bool_()),
+            "provider": provider_col,
         },
         schema=COST_SCHEMA,
     )
@@ -624,3 +759,57 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
         out = out.filter(pa.array(keep))
     rows.close()
     return CostFile(path=path, format=fmt, table=out, tags=tags, currency=currency)
+
+
+def _cur_amortized(table: pa.Table, spec: _Spec, cols: set[str], fmt: str, billed: np.ndarray,
+                   commit: dict[str, np.ndarray], lt_codes: np.ndarray, lt_values: list[str | None],
+                   service: pa.ChunkedArray | None, issues: list[BundleIssue], where: str) -> np.ndarray:
+    """CUR's amortized cost per line item (Cost Explorer's formula; see ``_CUR2_COMMITMENT``).
+
+    A file with commitment lines but without the columns the formula needs (an export made without
+    them) keeps the billed cost for those lines, with one issue: totals still add up, only the
+    spreading of the commitment over its usage is lost.
+    """
+    keys = [(v or "").replace(" ", "").lower() for v in lt_values] + [""]  # code -1 (null) -> ""
+    out = billed.copy()
+
+    def rows_of(*types: str) -> np.ndarray:
+        return np.array([k in types for k in keys], bool)[lt_codes]
+
+    sp = rows_of("savingsplancoveredusage", "savingsplannegation", "savingsplanrecurringfee", "savingsplanupfrontfee")
+    ri = rows_of("discountedusage", "rifee")
+    ri_arn = _coalesce(table, _pick(spec.reservation_arn, cols))
+    if ri_arn is not None:
+        arn_codes, arn_values = _codes(ri_arn)
+        has = np.array([bool((v or "").strip()) for v in arn_values] + [False], bool)[arn_codes]
+        ri_fee = rows_of("fee") & has
+    else:
+        ri_fee = np.zeros(len(out), bool)
+    missing: list[str] = []
+    if sp.any():
+        need = ("sp_effective", "sp_commitment", "sp_used")
+        if all(r in commit for r in need):
+            out[rows_of("savingsplancoveredusage")] = commit["sp_effective"][rows_of("savingsplancoveredusage")]
+            out[rows_of("savingsplannegation", "savingsplanupfrontfee")] = 0.0
+            fee = rows_of("savingsplanrecurringfee")
+            out[fee] = commit["sp_commitment"][fee] - commit["sp_used"][fee]
+            if service is not None:  # a refund of a Savings Plan purchase is spread like its fee
+                s_codes, s_values = _codes(service)
+                sp_product = np.array([(v or "") == "ComputeSavingsPlans" for v in s_values] + [False], bool)
+                out[rows_of("refund") & sp_product[s_codes]] = 0.0
+        else:
+            missing += [dict(spec.commitment)[r] for r in need if r not in commit]
+    if ri.any() or ri_fee.any():
+        need = ("ri_effective", "ri_unused_upfront", "ri_unused_recurring")
+        if all(r in commit for r in need):
+            du = rows_of("discountedusage")
+            out[du] = commit["ri_effective"][du]
+            fee = rows_of("rifee")
+            out[fee] = commit["ri_unused_upfront"][fee] + commit["ri_unused_recurring"][fee]
+            out[ri_fee] = 0.0
+        else:
+            missing += [dict(spec.commitment)[r] for r in need if r not in commit]
+    if missing:
+        issues.append(BundleIssue(where, "", f"commitment line items without {', '.join(missing)}: their amortized "
+                                             "cost is their billed cost (re-export with those columns to spread them)"))
+    return out

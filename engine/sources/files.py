@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+# Bounds that keep a broken or hostile file from taking the machine's memory. A whole JSON document
+# (a CloudTrail log file, iam.json...) is read at once; AWS writes them at tens of megabytes, so
+# one that decompresses past this is refused. Line-oriented files (flow logs, JSON lines) are
+# streamed, and a line longer than MAX_LINE_BYTES is skipped (with an issue) without being held.
+MAX_DOCUMENT_BYTES = 512 << 20
+MAX_LINE_BYTES = 1 << 20
 
 
 class UnreadableFile(ValueError):
@@ -41,28 +49,47 @@ except ImportError:  # pragma: no cover - depends on the environment
     _isal_zlib = None
 
 
-def gunzip(data: bytes) -> bytes:
+def gunzip(data: bytes, limit: int | None = None) -> bytes:
     """Decompress every gzip member in ``data`` (concatenated members are legal and common).
 
     Raises UnreadableFile for a cut or corrupt stream: a half-written object in S3 must not pass
-    for a complete (shorter) one.
+    for a complete (shorter) one; and for one that decompresses past ``limit`` bytes
+    (MAX_DOCUMENT_BYTES by default), which is refused rather than held.
     """
+    limit = MAX_DOCUMENT_BYTES if limit is None else limit
     if _isal_zlib is not None:
         try:
-            return _gunzip_with(_isal_zlib, data)
+            return _gunzip_with(_isal_zlib, data, limit)
         except Exception:
             pass  # zlib decides, and says what is wrong in its own words
-    return _gunzip_with(zlib, data)
+    return _gunzip_with(zlib, data, limit)
 
 
-def _gunzip_with(z: Any, data: bytes) -> bytes:
+def _too_big(limit: int) -> UnreadableFile:
+    return UnreadableFile(f"larger than {_size(limit)} once decompressed; refused (one document must fit in memory)")
+
+
+def _size(n: int) -> str:
+    for unit, k in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= k:
+            return f"{n / k:g} {unit}"
+    return f"{n} bytes"
+
+
+def _gunzip_with(z: Any, data: bytes, limit: int) -> bytes:
     out: list[bytes] = []
+    total = 0
     while data:
         d = z.decompressobj(wbits=31)
         try:
-            out.append(d.decompress(data))
+            # At most one byte past the limit: either the member ends within it or the file is refused.
+            chunk = d.decompress(data, limit - total + 1)
         except zlib.error as e:
             raise UnreadableFile(f"corrupt gzip stream ({e})") from None
+        total += len(chunk)
+        if total > limit:
+            raise _too_big(limit)
+        out.append(chunk)
         if not d.eof:
             raise UnreadableFile("truncated gzip stream")
         data = d.unused_data
@@ -71,14 +98,22 @@ def _gunzip_with(z: Any, data: bytes) -> bytes:
     return b"".join(out)
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it is gzip."""
+def read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's content, decompressed when it is gzip; UnreadableFile past ``limit`` bytes
+    (MAX_DOCUMENT_BYTES by default), before anything of it is read."""
+    limit = MAX_DOCUMENT_BYTES if limit is None else limit
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:  # gzip does not shrink what is this large (nor anything incompressible)
+                raise UnreadableFile(f"{_size(size)} is more than the {_size(limit)} one document may take; refused")
+            data = f.read(limit + 1)
     except OSError as e:
         raise UnreadableFile(f"cannot read file ({e.strerror or e})") from None
     if data[:2] == GZIP_MAGIC:
-        return gunzip(data)
+        return gunzip(data, limit)
+    if len(data) > limit:  # grew while being read
+        raise UnreadableFile(f"more than the {_size(limit)} one document may take; refused")
     return data
 
 
@@ -92,11 +127,16 @@ def is_gzip(path: Path) -> bool:
 
 
 class _GunzipStream(io.RawIOBase):
-    """A streaming gzip reader that says "truncated gzip stream" instead of EOFError."""
+    """A streaming gzip reader that says "truncated gzip stream" instead of EOFError.
+
+    Inflates at most a megabyte at a time, so a small file that expands to gigabytes (a "gzip
+    bomb", or one enormous line) never sits in memory whole.
+    """
 
     def __init__(self, raw: IO[bytes]):
         self._raw = raw
         self._d = zlib.decompressobj(wbits=31)
+        self._in = b""  # compressed input not yet inflated
         self._buf = b""
         self._done = False
 
@@ -105,23 +145,22 @@ class _GunzipStream(io.RawIOBase):
 
     def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
         while not self._buf and not self._done:
-            chunk = self._raw.read(1 << 20)
-            if not chunk:
-                if not self._d.eof:
-                    raise UnreadableFile("truncated gzip stream")
-                self._done = True
-                break
+            if not self._in:
+                self._in = self._raw.read(1 << 20)
+            if self._d.eof:
+                if len(self._in) == 1:
+                    self._in += self._raw.read(1)
+                if self._in[:2] != GZIP_MAGIC:  # the end, or padding after the last member (ignored)
+                    self._done = True
+                    break
+                self._d = zlib.decompressobj(wbits=31)  # another member follows
+            elif not self._in:
+                raise UnreadableFile("truncated gzip stream")
             try:
-                self._buf = self._d.decompress(chunk)
+                self._buf = self._d.decompress(self._in, 1 << 20)
             except zlib.error as e:
                 raise UnreadableFile(f"corrupt gzip stream ({e})") from None
-            if self._d.eof:
-                rest = self._d.unused_data
-                if rest[:2] == GZIP_MAGIC:  # another member follows
-                    self._d = zlib.decompressobj(wbits=31)
-                    self._buf += self._d.decompress(rest)
-                elif not self._buf:
-                    self._done = True
+            self._in = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
         n = min(len(b), len(self._buf))
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]
@@ -142,15 +181,89 @@ def open_binary(path: Path) -> IO[bytes]:
     return raw
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def iter_lines(path: Path, max_line: int | None = None) -> Iterator[tuple[int, bytes | None]]:
     """(line number from 1, raw line without the newline) for a text file, gzipped or not.
 
     Streams, so a large flow-log file is never held whole; a cut gzip raises UnreadableFile after
-    the lines before the cut have been yielded.
+    the lines before the cut have been yielded. A line longer than ``max_line`` bytes
+    (MAX_LINE_BYTES by default) is read past in chunks and yielded as None, for the caller to
+    report: one multi-gigabyte line costs no more memory than a normal one.
     """
+    max_line = MAX_LINE_BYTES if max_line is None else max_line
     with open_binary(path) as f:
-        for n, line in enumerate(f, 1):
+        n = 0
+        while True:
+            line = f.readline(max_line + 1)
+            if not line:
+                return
+            n += 1
+            if len(line) > max_line and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # skip to the end of the line
+                    line = f.readline(1 << 20)
+                yield n, None
+                continue
             yield n, line.rstrip(b"\r\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# text encodings
+
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32"),
+    (b"\xfe\xff", "utf-16-be", "UTF-16"),
+    (b"\xff\xfe", "utf-16-le", "UTF-16"),
+)
+
+
+def sniff_encoding(head: bytes) -> tuple[str, str, int] | None:
+    """(codec, name people know, BOM length) when ``head`` (a file's first bytes) is UTF-16 or
+    UTF-32 text, with a byte-order mark or plain ASCII-range text without one; "binary" (and the
+    offset of a NUL byte) when it holds NUL bytes otherwise; None for anything else (UTF-8 or an
+    8-bit encoding, which the parsers judge). A UTF-8 BOM is not reported (see :func:`to_utf8`).
+    """
+    for bom, codec, name in _BOMS:
+        if head.startswith(bom):
+            return codec, name, len(bom)
+    h = head[:4096]
+    if b"\x00" not in h:
+        return None
+    if len(h) >= 4:
+        even, odd = h[0::2], h[1::2]
+        if odd.count(0) == len(odd) and even.count(0) < len(even) // 4 + 1:
+            return "utf-16-le", "UTF-16", 0
+        if even.count(0) == len(even) and odd.count(0) < len(odd) // 4 + 1:
+            return "utf-16-be", "UTF-16", 0
+    return "binary", "binary", h.index(b"\x00")
+
+
+def to_utf8(data: bytes, what: str = "text") -> tuple[bytes, str | None]:
+    """``data`` as UTF-8 bytes, and a note saying what was done to get there (None if nothing).
+
+    A UTF-8 byte-order mark is dropped silently (Excel writes one; it is still UTF-8). UTF-16 and
+    UTF-32 are transcoded, with a note. Bytes that are not UTF-8 (Latin-1 text, stray garbage) are
+    replaced with U+FFFD, with a note naming the first; NUL bytes in what is not UTF-16/32 make the
+    data binary, which raises UnreadableFile. ``what`` names the expected content in messages.
+    """
+    if data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]
+    enc = sniff_encoding(data[:4096])
+    if enc is not None:
+        codec, name, bom = enc
+        if codec == "binary":
+            raise UnreadableFile(f"binary data, not {what} (NUL byte at offset {bom})")
+        text = data[bom:].decode(codec, errors="replace")
+        return text.encode("utf-8", errors="replace"), f"encoded as {name}, not UTF-8; transcoded"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            raise UnreadableFile(f"binary data, not {what} (NUL byte at offset {nul})") from None
+        bad = data[e.start:e.start + 1].hex()
+        fixed = data.decode("utf-8", errors="replace").encode("utf-8")
+        return fixed, f"not valid UTF-8 (byte 0x{bad} at offset {e.start}); undecodable bytes replaced"
+    return data, None
 
 
 @contextmanager
@@ -218,3 +331,32 @@ def release_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except Exception:  # pragma: no cover - not glibc
         pass
+
+
+def iter_text_lines(path: Path, note: Callable[[str], None], what: str = "text",
+                    max_line: int | None = None) -> Iterator[tuple[int, bytes | None]]:
+    """:func:`iter_lines` for a line-oriented text file whose encoding is not trusted.
+
+    UTF-8 (with or without a byte-order mark) streams; UTF-16/32 text is read whole, transcoded,
+    and ``note`` hears so; binary data and an empty file raise UnreadableFile (before any line).
+    Lines longer than ``max_line`` come as None, as from :func:`iter_lines`.
+    """
+    with open_binary(path) as f:
+        head = f.read(4096)
+    if not head:
+        raise UnreadableFile("empty file (0 bytes)")
+    enc = sniff_encoding(head[3:] if head[:3] == b"\xef\xbb\xbf" else head)
+    if enc is None:
+        for n, line in iter_lines(path, max_line):
+            if n == 1 and line is not None and line[:3] == b"\xef\xbb\xbf":
+                line = line[3:]
+            yield n, line
+        return
+    if enc[0] == "binary":
+        raise UnreadableFile(f"binary data, not {what} (NUL byte at offset {enc[2]})")
+    data, msg = to_utf8(read_bytes(path), what)
+    if msg:
+        note(msg)
+    limit = MAX_LINE_BYTES if max_line is None else max_line
+    for n, line in enumerate(data.split(b"\n"), 1):
+        yield n, (line.rstrip(b"\r") if len(line) <= limit else None)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from engine.records import BundleIssue, Flow
-from engine.sources.files import UnreadableFile, iter_lines, list_files
+from engine.sources.files import MAX_LINE_BYTES, UnreadableFile, iter_text_lines, list_files
 
 FLOWLOG_SUFFIXES = (".log", ".log.gz", ".txt", ".txt.gz")
 
@@ -44,11 +44,29 @@ def _header(tokens: list[bytes]) -> list[str] | None:
     return None
 
 
+# Counters are unsigned 64-bit in AWS's own records; 20 digits is enough for any of them.
+_MAX_DIGITS = 20
+_MAX_COUNT = (1 << 64) - 1
+_LATEST = 4102444800  # 2100-01-01T00:00:00Z: later flow start times are not real
+
+
+def _count(tok: bytes) -> int | None:
+    """A non-negative whole number as AWS writes it (digits only), else None: no sign, no
+    underscores, no NaN or infinity, nothing past 64 bits."""
+    if not tok.isdigit() or len(tok) > _MAX_DIGITS:
+        return None
+    v = int(tok)
+    return v if v <= _MAX_COUNT else None
+
+
 def read_flow_file(path: Path, issues: list[BundleIssue]) -> Iterator[Flow]:
     """Flows of one file (plain or gzip). Bad lines give an issue ("line N") and are skipped.
 
     NODATA/SKIPDATA records carry no traffic and are skipped silently. The file is streamed: if a
     gzip file turns out to be cut, the lines before the cut have been yielded and one issue says so.
+    Byte and packet counts must be non-negative whole numbers and start times real epoch seconds
+    (not NaN, infinity or negative); a line longer than ``MAX_LINE_BYTES`` is skipped unread. An
+    empty file or binary data is one issue; UTF-16 text is transcoded, with an issue.
     """
     where = str(path)
     fields = DEFAULT_FIELDS
@@ -65,10 +83,16 @@ def read_flow_file(path: Path, issues: list[BundleIssue]) -> Iterator[Flow]:
         idx = {f: i for i, f in enumerate(names)}
         return True
 
+    def bad(n: int, message: str) -> None:
+        issues.append(BundleIssue(where, f"line {n}", message))
+
     layout(list(DEFAULT_FIELDS))
     n = 0
     try:
-        for n, line in iter_lines(path):
+        for n, line in iter_text_lines(path, lambda msg: issues.append(BundleIssue(where, "", msg)), "a flow log"):
+            if line is None:
+                bad(n, f"longer than {MAX_LINE_BYTES} bytes; skipped")
+                continue
             parts = line.split()
             if not parts:
                 continue
@@ -79,7 +103,7 @@ def read_flow_file(path: Path, issues: list[BundleIssue]) -> Iterator[Flow]:
                         return
                     continue
             if len(parts) != width:
-                issues.append(BundleIssue(where, f"line {n}", f"expected {width} fields, got {len(parts)}"))
+                bad(n, f"expected {width} fields, got {len(parts)}")
                 continue
             status = idx.get("log-status")
             if status is not None and parts[status] in _QUIET:
@@ -87,30 +111,46 @@ def read_flow_file(path: Path, issues: list[BundleIssue]) -> Iterator[Flow]:
             src, dst = parts[idx["srcaddr"]], parts[idx["dstaddr"]]
             if src == b"-" or dst == b"-":
                 continue  # no traffic recorded (NODATA without a log-status field)
-            try:
-                nbytes = int(parts[idx["bytes"]])
-                i = idx.get("packets")
-                packets = int(parts[i]) if i is not None and parts[i] != b"-" else 0
-                i = idx.get("start")
-                start = int(parts[i]) if i is not None and parts[i] != b"-" else 0
-            except ValueError:
-                issues.append(BundleIssue(where, f"line {n}", "bytes, packets or start is not a whole number"))
+            nbytes = _count(parts[idx["bytes"]])
+            if nbytes is None:
+                bad(n, f"bytes {_show(parts[idx['bytes']])} is not a whole number of bytes; line skipped")
+                continue
+            i = idx.get("packets")
+            packets = _count(parts[i]) if i is not None and parts[i] != b"-" else 0
+            if packets is None:
+                bad(n, f"packets {_show(parts[i])} is not a whole number; line skipped")  # type: ignore[index]
+                continue
+            i = idx.get("start")
+            start = _count(parts[i]) if i is not None and parts[i] != b"-" else 0
+            if start is None or start >= _LATEST:
+                bad(n, f"start {_show(parts[i])} is not a time in epoch seconds; line skipped")  # type: ignore[index]
                 continue
             i = idx.get("interface-id")
             a = idx.get("action")
             acct = idx.get("account-id")
-            yield Flow(
-                interface_id=parts[i].decode() if i is not None and parts[i] != b"-" else "",
-                src_addr=src.decode(),
-                dst_addr=dst.decode(),
-                bytes=nbytes,
-                packets=packets,
-                start=start,
-                action=parts[a].decode() if a is not None and parts[a] != b"-" else "",
-                account=parts[acct].decode() if acct is not None and parts[acct] != b"-" else "",
-            )
+            try:
+                flow = Flow(
+                    interface_id=parts[i].decode("ascii") if i is not None and parts[i] != b"-" else "",
+                    src_addr=src.decode("ascii"),
+                    dst_addr=dst.decode("ascii"),
+                    bytes=nbytes,
+                    packets=packets,
+                    start=start,
+                    action=parts[a].decode("ascii") if a is not None and parts[a] != b"-" else "",
+                    account=parts[acct].decode("ascii") if acct is not None and parts[acct] != b"-" else "",
+                )
+            except UnicodeDecodeError:
+                bad(n, "a field holds bytes that are not ASCII text; line skipped")
+                continue
+            yield flow
     except UnreadableFile as e:
         loc = f"line {n + 1}" if n else ""
-        issues.append(BundleIssue(where, loc, f"{e}; lines before it were read"))
+        issues.append(BundleIssue(where, loc, f"{e}; lines before it were read" if n else str(e)))
     except OSError as e:
         issues.append(BundleIssue(where, "", f"cannot read file ({e.strerror or e})"))
+
+
+def _show(tok: bytes) -> str:
+    """A field for a message, cut short and with odd bytes escaped."""
+    text = tok[:40].decode("ascii", "backslashreplace")
+    return repr(text + ("..." if len(tok) > 40 else ""))

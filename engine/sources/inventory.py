@@ -6,7 +6,7 @@ CLI writes: one response, a list of responses, or pages written one after anothe
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +17,52 @@ import orjson
 
 from engine.arns import build_arn, canonical_arn, parse_arn, resource_kind, short_id
 from engine.records import BundleIssue, Interface, Principal, Resource
-from engine.sources.files import UnreadableFile, read_bytes
+from engine.sources.files import UnreadableFile, read_bytes, to_utf8
+
+# A JSON string, or one bracket: enough to find where concatenated documents end, in C.
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]]')
+
+
+def _split_documents(data: bytes) -> list[bytes]:
+    """Cut concatenated JSON documents ("}{" or one per line) apart, without parsing them.
+
+    Brackets outside strings are counted; a document ends where the count returns to zero. No
+    recursion, so any depth of nesting costs nothing here (orjson then refuses what is too deep).
+    """
+    parts: list[bytes] = []
+    depth, start = 0, 0
+    for m in _TOKENS.finditer(data):
+        c = data[m.start()]
+        if c == 0x7B or c == 0x5B:  # { [
+            depth += 1
+        elif c == 0x7D or c == 0x5D:  # } ]
+            depth -= 1
+            if depth <= 0:
+                parts.append(data[start:m.end()])
+                depth, start = 0, m.end()
+    if data[start:].strip():
+        parts.append(data[start:])
+    return parts
 
 
 def _documents(path: Path, issues: list[BundleIssue]) -> list[Any] | None:
     """Every JSON document in the file: one, a list of pages, or pages concatenated.
 
-    None (and one issue) when the file cannot be read or is not JSON at all.
+    None (and one issue) when the file cannot be read or is not JSON at all. A file in UTF-16 or
+    with bytes that are not UTF-8 is decoded as far as it can be, with an issue saying so; binary
+    data, an empty file or one too large to hold are refused with an issue.
     """
+    where = str(path)
     try:
         data = read_bytes(path)
+        data, note = to_utf8(data, "JSON")
     except UnreadableFile as e:
-        issues.append(BundleIssue(str(path), "", str(e)))
+        issues.append(BundleIssue(where, "", str(e)))
+        return None
+    if note:
+        issues.append(BundleIssue(where, "", note))
+    if not data.strip():
+        issues.append(BundleIssue(where, "", "empty file: no JSON document"))
         return None
     try:
         doc = orjson.loads(data)
@@ -37,22 +71,32 @@ def _documents(path: Path, issues: list[BundleIssue]) -> list[Any] | None:
     else:
         return doc if isinstance(doc, list) else [doc]
     # Pages written one after another ("}{" or one per line): decode them in turn.
-    text = data.decode("utf-8", errors="replace")
-    dec = json.JSONDecoder()
+    parts = _split_documents(data)
+    if len(parts) < 2:
+        issues.append(BundleIssue(where, "", f"not valid JSON ({_clip(str(first_error))})"))
+        return None
     docs: list[Any] = []
-    i = 0
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            break
+    for n, part in enumerate(parts, 1):
         try:
-            doc, i = dec.raw_decode(text, i)
-        except json.JSONDecodeError:
-            issues.append(BundleIssue(str(path), "", f"not valid JSON ({first_error})"))
-            return docs or None
-        docs.append(doc)
-    return docs
+            docs.append(orjson.loads(part))
+        except orjson.JSONDecodeError as e:
+            issues.append(BundleIssue(where, f"document {n}", f"not valid JSON ({_clip(str(e))}); "
+                                                              "it and the rest of the file skipped"))
+            break
+    return docs or None
+
+
+def _clip(text: str, n: int = 200) -> str:
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _show(v: Any) -> str:
+    """A value for a message: short strings as written, anything else by its type."""
+    if isinstance(v, str):
+        return repr(_clip(v, 80))
+    if v is None or isinstance(v, bool | int | float):
+        return repr(v)
+    return f"a JSON {'object' if isinstance(v, dict) else 'array' if isinstance(v, list) else type(v).__name__}"
 
 
 def _pages(docs: list[Any], key: str, path: Path, issues: list[BundleIssue]) -> Iterator[tuple[str, Any]]:
@@ -69,16 +113,34 @@ def _pages(docs: list[Any], key: str, path: Path, issues: list[BundleIssue]) -> 
         issues.append(BundleIssue(str(path), "", f'expected {{"{key}": [...]}} (AWS CLI output)'))
 
 
+def _tag_value(v: Any) -> str | None:
+    """A tag value as text: strings as they are, numbers and booleans as Python writes them, nested
+    JSON compactly (None when even that fails: nested too deep to write back out)."""
+    if v is None:
+        return ""
+    if isinstance(v, str | int | float | bool):
+        return str(v)
+    try:
+        return orjson.dumps(v).decode()
+    except orjson.JSONEncodeError:
+        return None
+
+
 def _tag_dict(tags: Any) -> dict[str, str]:
     """[{"Key": k, "Value": v}] (or a plain mapping) -> {k: v}."""
-    if isinstance(tags, dict):
-        return {str(k): str(v) for k, v in tags.items()}
     out: dict[str, str] = {}
+    if isinstance(tags, dict):
+        for k, v in tags.items():
+            value = _tag_value(v)
+            if value is not None:
+                out[str(k)] = value
+        return out
     if isinstance(tags, list):
         for t in tags:
             if isinstance(t, dict) and isinstance(t.get("Key"), str):
-                v = t.get("Value")
-                out[t["Key"]] = "" if v is None else str(v)
+                value = _tag_value(t.get("Value"))
+                if value is not None:
+                    out[t["Key"]] = value
     return out
 
 
@@ -103,7 +165,7 @@ def read_resources_json(path: Path, issues: list[BundleIssue]) -> list[Resource]
         raw = entry.get("ResourceARN")
         a = parse_arn(raw) if isinstance(raw, str) else None
         if a is None:
-            issues.append(BundleIssue(str(path), where, f"ResourceARN is missing or not an ARN ({raw!r})"))
+            issues.append(BundleIssue(str(path), where, f"ResourceARN is missing or not an ARN ({_show(raw)})"))
             continue
         arn = canonical_arn(raw)
         tags = _tag_dict(entry.get("Tags"))
@@ -137,8 +199,8 @@ def _policy_doc(doc: Any) -> dict | None:
     if isinstance(doc, str):
         for text in (doc, unquote(doc)):
             try:
-                d = json.loads(text)
-            except ValueError:
+                d = orjson.loads(text)  # not json.loads: a document nested thousands deep must not recurse
+            except orjson.JSONDecodeError:
                 continue
             if isinstance(d, dict):
                 return d
