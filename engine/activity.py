@@ -451,8 +451,12 @@ _MISS = object()
 def _what(actors: tuple[str, ...], resources: tuple[str, ...], rel: str, name: str, source: str) -> int:
     """Who did what to which resources: the part of an event's key (SeenEvents) beside eventID and
     time, so that made-up eventIDs reused for different events (test corpora do) keep them apart,
-    and a copy left out would have added nothing but counts (its first-met facts are its original's)."""
-    return hash((actors, resources, rel, name, source)) if resources else 0
+    and a copy left out would have added nothing but counts (its first-met facts are its original's).
+    Use (data-plane) records leave their event name out: their groups are not split by name, which
+    keeps the fold of billions of reads small, and a real eventID is unique without it."""
+    if not resources:
+        return 0
+    return hash((actors, resources, rel, "", "") if rel == USE else (actors, resources, rel, name, source))
 
 
 def _is_str(v: Any) -> bool:
@@ -696,10 +700,10 @@ class _Fold:
             resources = resources_cached((source, name, region, acct, req, resp, res))
             rel = relation_of(name)
             if resources:
-                # Groups are per name and source (they add to the same pairs all the same): create and
-                # manage records are kept one by one with theirs, and every record's key (SeenEvents)
-                # holds them.
-                rkey = (resources, rel, name, source)
+                # Create and manage groups are per name and source (they add to the same pairs all the
+                # same): their records are kept one by one with them. Use records, the bulk, are not
+                # split by name (see _what).
+                rkey = (resources, rel) if rel == USE else (resources, rel, name, source)
                 rid = self.rids.get(rkey)
                 if rid is None:
                     rid = self.rids[rkey] = len(self.rids)

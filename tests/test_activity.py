@@ -79,7 +79,7 @@ ACCT = "123456789012"
 
 def by_events(paths, default_region=None, files_once=False):
     """The reference: Activity.add over the Events, each event once (by eventID, time, actors, resources
-    and event name) and, with ``files_once``, each file's bytes once."""
+    and, but for use records, event name and source) and, with ``files_once``, each file's bytes once."""
     act, issues, seen, files = Activity(), [], set(), set()
     for p in paths:
         if files_once and Path(p).exists():
@@ -89,9 +89,17 @@ def by_events(paths, default_region=None, files_once=False):
             files.add(digest)
         for e in read_cloudtrail_file(Path(p), issues, default_region):
             if e.event_id:
-                key = (e.event_id, e.time, *((actors_of(e), e.resources, e.event_name, e.event_source)
-                                              if e.resources else ()))
+                named = relation_of(e.event_name) != USE  # use (data-plane) records: not by name
+                key = (e.event_id, e.time, *((actors_of(e), e.resources, named and e.event_name,
+                                              named and e.event_source) if e.resources else ()))
                 if key in seen:
+                    # A copy adds nothing but what its resources' first record says (event name and
+                    # region), as the fold notes a spread's first record before checking copies; with
+                    # real, unique eventIDs that is its original's name and region anyway.
+                    for arn in e.resources:
+                        act.event_names.setdefault(arn, set()).add(e.event_name)
+                        if e.region and arn not in act.regions:
+                            act.regions[arn] = e.region
                     continue
                 seen.add(key)
             act.add(e)
@@ -160,8 +168,9 @@ def test_fused_fold_matches_events_on_invictus_and_panther(shared_data):
     assert act.records == 2900 and issues == [] and act.records_without_resource
     act, issues = check([shared_data / "cloudtrail/panther/panther_cloudtrail_test_events.json"])
     # Rule-test fixtures that reuse made-up eventIDs ("1", "1111"...): those of one time, actors,
-    # resources and event name count once, as do those naming no resource of one time.
-    assert act.records == 299 and act.duplicates == 455 - 299 and issues == []
+    # resources and (but for data-plane use) event name count once, as do those naming no resource
+    # of one time.
+    assert act.records == 295 and act.duplicates == 455 - 295 and issues == []
     check([*invictus_files(shared_data)[:20], shared_data / "cloudtrail/panther/panther_cloudtrail_test_events.json"])
 
 

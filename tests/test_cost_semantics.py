@@ -303,3 +303,14 @@ def test_cur_and_focus_of_one_bill_give_the_predictions_of_one(tiny_org: Path, t
         q = pb[arn]
         assert (q.predicted_team, q.tag_team, round(q.cost_usd, 6)) == (r.predicted_team, r.tag_team, round(r.cost_usd, 6)), arn
         assert q.confidence == pytest.approx(r.confidence, abs=1e-6), arn
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T00:00:00Z", "1601-01-01T00:00:00Z"])
+def test_a_start_time_outside_1970_2100_is_an_issue_not_a_huge_matrix(tmp_path: Path, when: str) -> None:
+    rows = cur_rows()
+    rows[0]["line_item_usage_start_date"] = when
+    write_csv(tmp_path / "b" / "cost" / "cur.csv", rows)
+    b = load_bundle(tmp_path / "b")
+    assert len(b.costs.days) == 1
+    assert [(i.location, i.message) for i in b.issues] == [
+        ("row 1", "line_item_usage_start_date is not a time; row skipped")]

@@ -425,22 +425,31 @@ def _parse_ts(text: str | None) -> int | None:
     return int(dt.timestamp())
 
 
+_FIRST_SECOND, _LAST_SECOND = 0, 4_102_444_800  # 1970-01-01 .. 2100-01-01: outside it a time is a typo
+
+
 def _start_seconds(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(epoch seconds per row, valid mask) from a text or timestamp column."""
+    """(epoch seconds per row, valid mask) from a text or timestamp column.
+
+    A time outside 1970-2100 is invalid: one row dated 9999-12-31 would otherwise stretch the
+    resources x days cost matrix over three million days.
+    """
     t = col.type
     if pa.types.is_timestamp(t):
         col = pc.cast(col, pa.timestamp("s", tz="UTC"), safe=False)
         arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         valid = arr.is_valid().to_numpy(zero_copy_only=False)
         secs = pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-        return secs, valid
-    if pa.types.is_date(t):
+    elif pa.types.is_date(t):
         return _start_seconds(pa.chunked_array([pc.cast(c, pa.timestamp("s")) for c in col.chunks]))
-    codes, values = _codes(col)
-    parsed = [_parse_ts(v) for v in values]
-    lookup = np.array([p if p is not None else 0 for p in parsed] + [0], np.int64)
-    ok = np.array([p is not None for p in parsed] + [False], bool)
-    return lookup[codes], ok[codes]  # code -1 indexes the trailing sentinel
+    else:
+        codes, values = _codes(col)
+        parsed = [_parse_ts(v) for v in values]
+        lookup = np.array([p if p is not None else 0 for p in parsed] + [0], np.int64)
+        ok = np.array([p is not None for p in parsed] + [False], bool)
+        secs, valid = lookup[codes], ok[codes]  # code -1 indexes the trailing sentinel
+    valid = valid & (secs >= _FIRST_SECOND) & (secs < _LAST_SECOND)
+    return np.where(valid, secs, 0), valid
 
 
 def _cost_values(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

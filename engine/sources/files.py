@@ -76,26 +76,34 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+_INFLATE_STEP = 64 << 20
+
+
 def _gunzip_with(z: Any, data: bytes, limit: int) -> bytes:
     out: list[bytes] = []
     total = 0
     while data:
         d = z.decompressobj(wbits=31)
-        try:
-            # At most one byte past the limit: either the member ends within it or the file is refused.
-            chunk = d.decompress(data, limit - total + 1)
-        except zlib.error as e:
-            raise UnreadableFile(f"corrupt gzip stream ({e})") from None
-        total += len(chunk)
-        if total > limit:
-            raise _too_big(limit)
-        out.append(chunk)
+        rest = data
+        while not d.eof:
+            # In steps, so a bomb is refused having inflated no more than the limit and one step.
+            try:
+                chunk = d.decompress(rest, min(_INFLATE_STEP, limit - total + 1))
+            except zlib.error as e:
+                raise UnreadableFile(f"corrupt gzip stream ({e})") from None
+            rest = d.unconsumed_tail
+            if not chunk and not rest:
+                break  # input used up before the member's end
+            total += len(chunk)
+            if total > limit:
+                raise _too_big(limit)
+            out.append(chunk)
         if not d.eof:
             raise UnreadableFile("truncated gzip stream")
         data = d.unused_data
         if data[:2] != GZIP_MAGIC:  # trailing padding after the last member: ignored, as gzip(1) does
             break
-    return b"".join(out)
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def read_bytes(path: Path, limit: int | None = None) -> bytes:
