@@ -6,55 +6,23 @@ The CLI only parses arguments, shows progress and prints; every computation is a
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.text import Text
-from typer.core import TyperGroup
-from typer.exceptions import TyperException
 
 from bot import terminal
+from bot.cli_errors import CommandGroup, console, fail
 from bot.settings import get_settings
 
-# soft_wrap: never break a long path across lines (people grep and copy these)
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True)  # soft_wrap: never break a long path across lines (people grep and copy these)
 
 
-class _Group(TyperGroup):
-    """The command group, with the one top-level handler every subcommand runs under.
-
-    A failure that no command turned into its own ``error:`` line becomes one here: one line on stderr
-    (what failed, the command and file concerned, what to do), exit code 2, and the traceback in a log
-    file under ``<data dir>/logs`` whose path the line gives. ``--debug`` (or ``COSTDNA_DEBUG=1``)
-    lets the exception through instead, traceback and all. Typer's and click's own exits, usage
-    errors and aborts pass through untouched.
-    """
-
-    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
-        argv = list(args)  # before parsing consumes them: the log and the error line name the command
-        ctx = super().make_context(info_name, args, parent=parent, **extra)
-        ctx.meta["costdna.argv"] = argv
-        return ctx
-
-    def invoke(self, ctx: typer.Context):  # type: ignore[no-untyped-def, override]
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, TyperException, BrokenPipeError):
-            raise
-        except Exception as e:
-            if (ctx.params or {}).get("debug"):
-                raise
-            _fail_unexpected(e, ctx.meta.get("costdna.argv", sys.argv[1:]))
-
-
-app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+app = typer.Typer(cls=CommandGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="costdna: find the owner of every cloud resource, from behaviour.")
 
 
@@ -120,113 +88,6 @@ def _rules(owner_keys: list[str] | None = None):  # type: ignore[no-untyped-def]
     return TagRules.load(path).with_owner_keys(keys) if path else TagRules.default(keys)
 
 
-def _one_line(msg: str) -> str:
-    return "; ".join(ln.strip() for ln in str(msg).splitlines() if ln.strip()) or "failed"
-
-
-def _fail(msg: str, code: int = 2) -> NoReturn:
-    """One ``error:`` line on stderr, and exit ``code``."""
-    console.print(Text.assemble(("error:", "bold red"), " ", _one_line(msg)))
-    raise typer.Exit(code)
-
-
-def _fail_unexpected(e: BaseException, argv: list[str]) -> NoReturn:
-    """An exception no command handled: one ``error:`` line naming the log file that holds the traceback."""
-    text = _one_line(explain_failure(e, argv))
-    path = write_error_log(e, text, argv)
-    where = f"details in {path}" if path else "no log file could be written"
-    _fail(f"{text} ({where}; `costdna --debug {shlex.join(argv)}` shows the traceback)")
-
-
-def log_dir() -> Path:
-    """Where failure logs go: ``<data dir>/logs``, or the temp dir when the settings themselves are broken."""
-    import tempfile
-
-    try:
-        return get_settings().data_dir / "logs"
-    except Exception:  # a broken COSTDNA_* variable: still keep the details somewhere
-        return Path(tempfile.gettempdir()) / "costdna-logs"
-
-
-def write_error_log(exc: BaseException | None, summary: str, argv: list[str]) -> Path | None:
-    """Write the command line, the one-line summary and the full traceback to a fresh log file."""
-    import os
-    import platform
-    import tempfile
-    import traceback
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    body = (f"{now.isoformat()} costdna {_version()} (Python {platform.python_version()}, {platform.platform()})\n"
-            f"command: costdna {shlex.join(argv)}\nerror: {summary}\n\n"
-            + ("".join(traceback.format_exception(exc)) if exc is not None else "no exception\n"))
-    name = f"costdna-{now:%Y%m%d-%H%M%S}-{os.getpid()}.log"
-    for folder in (log_dir(), Path(tempfile.gettempdir()) / "costdna-logs"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / name
-            path.write_text(body, encoding="utf-8")
-            return path
-        except OSError:
-            continue
-    return None
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("costdna")
-    except PackageNotFoundError:
-        return "(source)"
-
-
-def _env_name(loc: tuple) -> str:
-    """The environment variable behind a settings field (``workers`` -> ``COSTDNA_WORKERS``)."""
-    from pydantic import AliasChoices
-
-    from bot.settings import Settings
-
-    name = str(loc[0]) if loc else "?"
-    f = Settings.model_fields.get(name)
-    alias = f.validation_alias if f is not None else None
-    if isinstance(alias, AliasChoices) and alias.choices:
-        return str(alias.choices[0])
-    return f"COSTDNA_{name.upper()}"
-
-
-def explain_failure(e: BaseException, argv: list[str]) -> str:
-    """One line for an exception no command handled: what went wrong, with what, and what to do."""
-    from pydantic import ValidationError
-
-    from engine.records import BundleError
-
-    cmd = "costdna " + shlex.join(argv)
-    if isinstance(e, ValidationError):  # the settings: a COSTDNA_* variable (or .env line) of the wrong shape
-        bad = "; ".join(f"{_env_name(err['loc'])}={err.get('input')!r}: {err['msg']}" for err in e.errors())
-        return (f"configuration: {bad}. Fix that environment variable (or its line in .env); "
-                "README.md's Configuration section lists them")
-    if isinstance(e, BundleError):
-        first = f": {e.issues[0]}" if e.issues else ""
-        return f"could not read the bundle ({len(e.issues)} problem(s)){first}"
-    if isinstance(e, FileNotFoundError):
-        return f"no such file or directory: {e.filename or e} (in `{cmd}`); check the path"
-    if isinstance(e, PermissionError):
-        return f"permission denied: {e.filename or e} (in `{cmd}`); check the file's owner and mode"
-    if isinstance(e, IsADirectoryError):
-        return f"{e.filename or e} is a directory (in `{cmd}`); give the path of a file"
-    if isinstance(e, NotADirectoryError):
-        return f"{e.filename or e}: a part of this path is not a directory (in `{cmd}`); check the path"
-    if isinstance(e, OSError):
-        where = f" {e.filename}" if e.filename else ""
-        return f"{type(e).__name__}{where}: {e.strerror or e} (in `{cmd}`)"
-    if isinstance(e, ValueError) and str(e):  # the engine's input errors name their file or resource
-        return str(e)
-    first = (str(e).strip().splitlines() or [""])[0]
-    return (f"`{cmd}` failed unexpectedly: {type(e).__name__}{': ' + first if first else ''}. "
-            "This is a bug in costdna, not in your input; please report it with the log.")
-
-
 @app.command()
 def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="directory to write (bundle/ and truth.csv)")],
@@ -269,15 +130,15 @@ def scan(
     from engine.scan import scan_bundle, write_predictions
 
     if sum(map(bool, (bundle, synthetic, account))) > 1:
-        _fail("give one of --bundle DIR, --synthetic or --account NAME")
+        fail("give one of --bundle DIR, --synthetic or --account NAME")
     if enqueue and (bundle or synthetic):
-        _fail("--enqueue works with stored accounts: use --account NAME")
+        fail("--enqueue works with stored accounts: use --account NAME")
     if out_csv is not None and out_csv.is_dir():  # say so now, not after the scan
-        _fail(f"--out {out_csv} is a directory: give a file path, e.g. --out {out_csv / 'predictions.csv'}")
+        fail(f"--out {out_csv} is a directory: give a file path, e.g. --out {out_csv / 'predictions.csv'}")
     if not (bundle or synthetic):
         if owner_key:
             if enqueue:
-                _fail("--owner-key applies to scans run here; for `costdna worker`, set "
+                fail("--owner-key applies to scans run here; for `costdna worker`, set "
                       f"COSTDNA_OWNER_KEY={','.join(owner_key)} in the workers' environment")
             import os
 
@@ -294,9 +155,9 @@ def scan(
     except BundleError as e:
         for issue in e.issues[:20]:
             console.print(f"[red]✗[/] {issue}")
-        _fail(f"could not read bundle {root} ({len(e.issues)} problem(s))")
+        fail(f"could not read bundle {root} ({len(e.issues)} problem(s))")
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     if out_csv:
         write_predictions(result.rows, out_csv)
     if as_json:
@@ -326,7 +187,7 @@ def benchmark(
     from engine.evaluate import benchmark_orgs
 
     if not synthetic:
-        _fail("only --synthetic is supported here; use benchmarks/external.py for the external data set")
+        fail("only --synthetic is supported here; use benchmarks/external.py for the external data set")
     roots = [synthetic_bundle(s, teams, resources_per_team, days, events_per_day, quiet=as_json) for s in range(seeds)]
     with stage_progress(not as_json) as cb:
         report = benchmark_orgs(roots, kfold=kfold, rules=_rules(), progress=cb)
@@ -350,13 +211,13 @@ def calibrate(
     from engine.evaluate import calibration_report
 
     if bool(bundle) == synthetic:
-        _fail("give exactly one of --bundle DIR or --synthetic")
+        fail("give exactly one of --bundle DIR or --synthetic")
     root = synthetic_bundle(seed) if synthetic else bundle
     with stage_progress() as cb:
         try:
             rep = calibration_report(root, rules=_rules(owner_key), bins=bins, progress=cb)
         except ValueError as e:
-            _fail(str(e))
+            fail(str(e))
     terminal.print_calibration(out, rep)
 
 
@@ -372,7 +233,7 @@ def learn(
     from engine.evaluate import simulate_active_learning
 
     if method not in ("least_confidence", "margin", "entropy", "random"):
-        _fail(f"unknown method {method!r}: use least_confidence, margin, entropy or random")
+        fail(f"unknown method {method!r}: use least_confidence, margin, entropy or random")
     root = synthetic_bundle(seed)
     with stage_progress() as cb:
         curve = simulate_active_learning(root, rules=_rules(), rounds=rounds, batch=batch, method=method,
@@ -459,7 +320,7 @@ def chat(
         try:
             lines: list[str] | None = script.read_text().splitlines()
         except OSError as e:
-            _fail(f"cannot read {script}: {e}")
+            fail(f"cannot read {script}: {e}")
     elif not sys.stdin.isatty():
         lines = sys.stdin.read().splitlines()
     else:
@@ -484,11 +345,11 @@ def _run(coro):  # type: ignore[no-untyped-def]
     try:
         return asyncio.run(coro)
     except (repo.NotFound, repo.Conflict, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     except (SQLAlchemyError, OSError) as e:
         from storage.db import redact
 
-        _fail(f"database {redact(get_settings().db_url())}: {type(e).__name__}: {str(e).splitlines()[0]}")
+        fail(f"database {redact(get_settings().db_url())}: {type(e).__name__}: {str(e).splitlines()[0]}")
 
 
 async def _database():  # type: ignore[no-untyped-def]
@@ -515,13 +376,13 @@ def accounts_add(
     from storage import repo
 
     if sum(map(bool, (synthetic, bundle, aws))) != 1:
-        _fail("give exactly one of --synthetic, --bundle DIR or --aws --role-arn ARN")
+        fail("give exactly one of --synthetic, --bundle DIR or --aws --role-arn ARN")
     if bundle:
         bundle = bundle.expanduser().resolve()
         try:
             check_bundle_dir(bundle)
         except ScanInputError as e:
-            _fail(str(e))
+            fail(str(e))
     kind = "synthetic" if synthetic else "bundle" if bundle else "aws"
 
     async def go():  # type: ignore[no-untyped-def]
@@ -571,7 +432,7 @@ async def _scan_account(name: str | None, enqueue: bool, as_json: bool, out_csv:
 
     settings = get_settings()
     if enqueue and not settings.redis_url:
-        _fail("--enqueue needs REDIS_URL (a Redis that `costdna worker` processes listen on); "
+        fail("--enqueue needs REDIS_URL (a Redis that `costdna worker` processes listen on); "
               "without it, leave out --enqueue and the scan runs here")
     with stage_progress(not as_json and not enqueue) as bar:
         async def show(kind: str, **p) -> None:  # type: ignore[no-untyped-def]
@@ -605,7 +466,7 @@ async def _scan_account(name: str | None, enqueue: bool, as_json: bool, out_csv:
         out.print(f"scan #{scan.id} of [bold]{account.name}[/] queued; follow it with `costdna status`")
         return
     if scan.status != "succeeded":
-        _fail(f"scan #{scan.id} of {account.name} failed: {scan.error or scan.status}")
+        fail(f"scan #{scan.id} of {account.name} failed: {scan.error or scan.status}")
     if out_csv:
         terminal.write_stored_predictions(rows, out_csv)
     if as_json:
@@ -628,7 +489,7 @@ def worker(
 
     settings = get_settings()
     if not settings.redis_url:
-        _fail("`costdna worker` needs REDIS_URL; without Redis, `costdna scan --account NAME` runs jobs in-process")
+        fail("`costdna worker` needs REDIS_URL; without Redis, `costdna scan --account NAME` runs jobs in-process")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from bot.slack.notify import (
         worker_notifier,  # updates Slack messages when Slack is configured, else nothing
@@ -654,7 +515,7 @@ def serve(
 
     settings = get_settings()
     if socket and missing_settings(settings, socket=True):
-        _fail("--socket needs " + " and ".join(missing_settings(settings, socket=True)) +
+        fail("--socket needs " + " and ".join(missing_settings(settings, socket=True)) +
               " (an app-level token with connections:write, from the app's Basic Information page)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if socket:

@@ -155,7 +155,7 @@ def test_focus_sample_reconciles(tmp_path: Path) -> None:
     assert s["untagged_cost_usd"] <= round(s["total_cost_usd"] - s["unattributable_cost_usd"], 2)
 
 
-@pytest.mark.parametrize("bad", ["NaN", "inf", "-Infinity", "nan"])
+@pytest.mark.parametrize("bad", ["NaN", "inf", "-Infinity", "nan", "1.7e308"])
 def test_non_finite_cost_cells_are_issues_naming_row_and_column(tmp_path: Path, bad: str) -> None:
     rows = cur_rows()
     rows[2]["line_item_unblended_cost"] = bad
@@ -176,15 +176,15 @@ def test_non_finite_parquet_costs_are_skipped(tmp_path: Path) -> None:
     rows = cur_rows()
     table = pa.table({c: [r[c] for r in rows] for c in COLUMNS if c != "line_item_unblended_cost"})
     costs = [float(r["line_item_unblended_cost"]) for r in rows]
-    costs[0], costs[7] = math.nan, math.inf
+    costs[0], costs[7], costs[9] = math.nan, math.inf, 1.7e308  # the last: two of them sum to infinity
     table = table.append_column("line_item_unblended_cost", pa.array(costs, pa.float64()))
     path = tmp_path / "b" / "cost" / "cur.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(table, path)
     issues: list = []
     cf = read_cost_file(path, issues)
-    assert cf is not None and cf.table.num_rows == len(LINES) - 2
-    assert sorted(i.location for i in issues) == ["row 1", "row 8"]
+    assert cf is not None and cf.table.num_rows == len(LINES) - 3
+    assert sorted(i.location for i in issues) == ["row 1", "row 10", "row 8"]
     assert all("line_item_unblended_cost" in i.message for i in issues)
 
 
@@ -314,3 +314,17 @@ def test_a_start_time_outside_1970_2100_is_an_issue_not_a_huge_matrix(tmp_path: 
     assert len(b.costs.days) == 1
     assert [(i.location, i.message) for i in b.issues] == [
         ("row 1", "line_item_usage_start_date is not a time; row skipped")]
+
+
+def test_a_short_row_with_bytes_that_are_not_utf8_loses_only_itself(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """pyarrow cannot hand such a row to the invalid-row handler: the file is read again, repaired."""
+    path = tmp_path / "b" / "cost" / "focus.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"ChargePeriodStart,BilledCost,ResourceId\n2026-11-01T00:00:00Z,1.0,a\n"
+                     b"2026-11-01T00:00:00Z,1.0,b,caf\xe9\n2026-11-01T00:00:00Z,2.0,c\n")
+    issues: list = []
+    cf = read_cost_file(path, issues)
+    assert cf is not None and cf.table.column("billed").to_pylist() == [1.0, 2.0]
+    assert sorted(i.message for i in issues) == ["bytes that are not UTF-8 were replaced",
+                                                 "expected 3 fields, got 4; row skipped"]
+    assert "Traceback" not in capsys.readouterr().err

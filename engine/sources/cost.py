@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +29,7 @@ import pyarrow.parquet as pq
 
 from engine.arns import arn_from_billing_id
 from engine.records import BundleIssue
-from engine.sources.files import UnreadableFile, is_gzip, list_files, open_binary, sniff_encoding
+from engine.sources.files import UnreadableFile, is_gzip, list_files, open_binary, read_bytes, sniff_encoding
 
 COST_SCHEMA = pa.schema(
     [
@@ -51,6 +54,7 @@ GROSS_CATEGORIES = ("usage", "fee", "tax", "other")
 
 COST_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _MAX_ROW_ISSUES = 20  # per file and problem; then one summary line
+log = logging.getLogger("costdna.sources")
 
 
 @dataclass
@@ -284,6 +288,20 @@ def _csv_header(path: Path) -> list[str]:
         raise UnreadableFile(f"unreadable CSV header ({e})") from None
 
 
+@contextmanager
+def _quiet_unraisable() -> Iterator[None]:
+    """pyarrow reports a row it cannot decode to ``on_invalid`` as an "Exception ignored" traceback on
+    stderr, then fails the read (handled below): keep that traceback off the user's terminal."""
+    import sys
+
+    before = sys.unraisablehook
+    sys.unraisablehook = lambda u: log.debug("pyarrow: %s", u.exc_value)
+    try:
+        yield
+    finally:
+        sys.unraisablehook = before
+
+
 def _read_csv(path: Path, spec: _Spec, cols: list[str], header: list[str], rows: _RowIssues) -> tuple[pa.Table, list[int]]:
     """The needed columns; rows with the wrong number of fields are skipped and reported.
 
@@ -299,31 +317,46 @@ def _read_csv(path: Path, spec: _Spec, cols: list[str], header: list[str], rows:
         skipped.append((row.number, row.expected_columns, row.actual_columns))
         return "skip"
 
+    repaired: bytes | None = None  # the file with invalid UTF-8 replaced, when pyarrow needs that
+
     def read(threads: bool, types: dict[str, pa.DataType]) -> pa.Table:
         skipped.clear()
-        src = pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None)
-        return pcsv.read_csv(
-            src,
-            read_options=pcsv.ReadOptions(use_threads=threads, block_size=4 << 20),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(
-                include_columns=cols,
-                column_types=types,
-                null_values=["", "NULL", "null"],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
+        if repaired is not None:
+            src = pa.BufferReader(repaired)
+        else:
+            src = pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None)
+        with _quiet_unraisable():
+            return pcsv.read_csv(
+                src,
+                read_options=pcsv.ReadOptions(use_threads=threads, block_size=4 << 20),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=cols,
+                    column_types=types,
+                    null_values=["", "NULL", "null"],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
 
     try:
-        try:
-            table = read(True, types)
-        except pa.ArrowInvalid as e:
-            if "conversion error" not in str(e):
-                raise
-            # A cost cell that is not a number: read costs as text and name the bad rows later.
-            types = {c: pa.string() for c in cols}
-            table = read(True, types)
+        for _attempt in range(3):
+            try:
+                table = read(True, types)
+                break
+            except pa.ArrowInvalid as e:
+                if "conversion error" in str(e) and any(t != pa.string() for t in types.values()):
+                    # A cost cell that is not a number: read costs as text and name the bad rows later.
+                    types = {c: pa.string() for c in cols}
+                elif "columns, got" in str(e) and repaired is None:
+                    # A row with the wrong number of fields and bytes that are not UTF-8: pyarrow cannot
+                    # hand it to on_invalid, so read the file again with those bytes replaced.
+                    repaired = read_bytes(path).decode("utf-8", errors="replace").encode("utf-8")
+                    rows.issues.append(BundleIssue(rows.path, "", "bytes that are not UTF-8 were replaced"))
+                else:
+                    raise
+        else:
+            raise pa.ArrowInvalid("the file could not be parsed")
         if any(n is None for n, _, _ in skipped):  # row numbers are only known single-threaded
             table = read(False, types)
     except OSError as e:
@@ -452,11 +485,15 @@ def _start_seconds(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, secs, 0), valid
 
 
+_MAX_AMOUNT = 1e15  # dollars on one line item: a thousand times any real bill, far below overflow
+
+
 def _cost_values(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(amount per row, valid mask, null mask) from a numeric or text column.
 
-    Valid means a finite number: NaN and infinity (in Parquet doubles, or written "NaN", "inf" in a
-    CSV) are not money, so they are invalid like any other unreadable cell. Invalid rows read 0.
+    Valid means a finite number of plausible size: NaN and infinity (in Parquet doubles, or written
+    "NaN", "inf" in a CSV) are not money, nor is anything past ``_MAX_AMOUNT`` (two such cells would
+    sum to infinity), so they are invalid like any other unreadable cell. Invalid rows read 0.
     """
     t = col.type
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
@@ -464,7 +501,7 @@ def _cost_values(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
         null = ~arr.is_valid().to_numpy(zero_copy_only=False)
         vals = arr.fill_null(0.0).to_numpy(zero_copy_only=False)
-        ok = ~null & np.isfinite(vals)
+        ok = ~null & (np.abs(vals) < _MAX_AMOUNT)  # False for NaN too
         return np.where(ok, vals, 0.0), ok, null
     codes, values = _codes(col)
     parsed: list[float | None] = []
@@ -473,7 +510,7 @@ def _cost_values(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarr
             f = float(v) if v is not None else None
         except ValueError:
             f = None
-        parsed.append(f if f is not None and np.isfinite(f) else None)
+        parsed.append(f if f is not None and abs(f) < _MAX_AMOUNT else None)  # NaN compares False
     lookup = np.array([p if p is not None else 0.0 for p in parsed] + [0.0], np.float64)
     ok = np.array([p is not None for p in parsed] + [False], bool)
     empty = np.array([v is None or not v.strip() for v in values] + [True], bool)  # "" in Parquet text
