@@ -9,12 +9,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from handlers.views import bill_line, money
 
-def _usd(v: float | None) -> str:
-    """``$1,234.56``; a credit reads ``-$3.00``."""
-    from handlers.views import money
-
-    return money(v)
+_usd = money  # ``$1,234.56``; a credit reads ``-$3.00``: as every chat card says it
 
 
 def print_synth(out: Console, s) -> None:
@@ -27,8 +24,6 @@ def print_synth(out: Console, s) -> None:
 def print_summary(out: Console, result) -> None:
     """A scan's executive summary; ``result`` is a ScanResult or a stored summary dict."""
     s = result if isinstance(result, dict) else result.summary
-    from handlers.views import bill_line
-
     total = s["total_cost_usd"] or 0.0
     on_resources = total - (s["unattributable_cost_usd"] or 0.0)  # the spend an owner can be found for
     pct = (lambda v: f" ({100 * v / on_resources:.0f}% of resource spend)") if on_resources > 0 else (lambda v: "")

@@ -32,7 +32,7 @@ from engine.sources.cost import CATEGORIES, GROSS_CATEGORIES, CostFile, cost_fil
 from engine.sources.files import release_memory
 
 _BILL = ("provider", "account")  # one bill: a provider's account (CUR usage account, FOCUS SubAccountId)
-_SEP = "\x1f"  # between provider and account in a bill key
+Key = tuple[str, str, int]  # (provider, account, epoch day): one bill on one day
 
 
 @dataclass
@@ -87,13 +87,12 @@ class _Part:
     """One cost file folded to days: small tables keyed by (bill, day) so a duplicate can be dropped."""
 
     path: Path
-    fmt: str
     delivery: str
     mtime: float
     daily: pa.Table  # resource, provider, account, day, cost, billed
     unattr: pa.Table  # service, provider, account, day, cost, billed
     cats: pa.Table  # category, correction, provider, account, day, cost, billed
-    coverage: dict[tuple[str, int], int]  # (bill, day) -> line items the file has for it
+    coverage: dict[Key, int]  # line items the file has for each bill and day
 
 
 _PART_NO = re.compile(r"^(.*?)[-_.]?(?:part[-_.]?)?\d+$", re.IGNORECASE)
@@ -115,11 +114,9 @@ def delivery_of(path: Path, fmt: str) -> str:
     return f"{path.parent}/{m.group(1) if m else name}#{fmt}"
 
 
-def _version_time(path: Path) -> float:
-    """When a file was delivered: its own modification time or a manifest's beside it, the later."""
-    times = [path.stat().st_mtime]
-    times += [m.stat().st_mtime for m in path.parent.glob("*anifest*.json")]
-    return max(times)
+def _manifest_time(folder: Path) -> float:
+    """The modification time of the newest manifest in ``folder`` (0 when there is none)."""
+    return max((m.stat().st_mtime for m in folder.glob("*anifest*.json")), default=0.0)
 
 
 def _fold(cf: CostFile, delivery: str, mtime: float) -> _Part:
@@ -139,18 +136,17 @@ def _fold(cf: CostFile, delivery: str, mtime: float) -> _Part:
     cats = base.append_column("category", t.column("category")).append_column("correction", t.column("correction"))
     cats = cats.group_by(["category", "correction", *_BILL, "day"], use_threads=False).aggregate(
         [*sums, ("cost", "count")])
-    coverage: dict[tuple[str, int], int] = {}
+    coverage: dict[Key, int] = {}
     for p, a, d, n in zip(*(cats.column(c).to_pylist() for c in (*_BILL, "day", "cost_count")), strict=True):
-        coverage[(f"{p}{_SEP}{a}", d)] = coverage.get((f"{p}{_SEP}{a}", d), 0) + n
-    return _Part(cf.path, cf.format, delivery, mtime, daily, unattr, cats, coverage)
+        coverage[(p, a, d)] = coverage.get((p, a, d), 0) + n
+    return _Part(cf.path, delivery, mtime, daily, unattr, cats, coverage)
 
 
 # ---------------------------------------------------------------------------------------------
 # one bill once
 
 
-def _bill_label(bill: str) -> str:
-    provider, _, account = bill.partition(_SEP)
+def _bill_label(provider: str, account: str) -> str:
     return " ".join(x for x in (provider or "", f"account {account}" if account else "") if x) or "no account"
 
 
@@ -168,13 +164,13 @@ def _drop_duplicates(parts: list[_Part], root: Path) -> tuple[dict[int, pa.Table
     for i, p in enumerate(parts):
         deliveries.setdefault(p.delivery, []).append(i)
     when = {d: max(parts[i].mtime for i in idx) for d, idx in deliveries.items()}
-    covered: dict[tuple[str, int], dict[str, int]] = {}  # (bill, day) -> delivery -> line items
+    covered: dict[Key, dict[str, int]] = {}  # bill and day -> delivery -> line items
     for p in parts:
         for key, n in p.coverage.items():
             per = covered.setdefault(key, {})
             per[p.delivery] = per.get(p.delivery, 0) + n
-    losing: dict[str, set[tuple[str, int]]] = {}
-    pairs: dict[tuple[str, str, str], list[int]] = {}  # (loser, winner, bill) -> days
+    losing: dict[str, set[Key]] = {}
+    pairs: dict[tuple[str, str, str, str], list[int]] = {}  # (loser, winner, provider, account) -> days
     for key, ds in covered.items():
         if len(ds) < 2:
             continue
@@ -184,10 +180,9 @@ def _drop_duplicates(parts: list[_Part], root: Path) -> tuple[dict[int, pa.Table
         winner = max((d for d, n in ds.items() if 2 * n >= most), key=lambda d: (when[d], d))
         for d in set(ds) - {winner}:
             losing.setdefault(d, set()).add(key)
-            pairs.setdefault((d, winner, key[0]), []).append(key[1])
+            pairs.setdefault((d, winner, key[0], key[1]), []).append(key[2])
 
     def show(d: str) -> str:
-        folder, _, _fmt = d.partition("#")
         files = sorted({parts[i].path for i in deliveries[d]})
         try:
             shown = str(files[0].relative_to(root))
@@ -195,14 +190,14 @@ def _drop_duplicates(parts: list[_Part], root: Path) -> tuple[dict[int, pa.Table
             shown = str(files[0])
         return shown + (f" (+{len(files) - 1} parts)" if len(files) > 1 else "")
 
-    notes = [f"{show(lo)} and {show(win)} hold the same bill ({_bill_label(bill)}, {_day_range(days)}): "
-             f"counted once, from {show(win)} (the newest complete copy)"
-             for (lo, win, bill), days in sorted(pairs.items())]
+    notes = [f"{show(lo)} and {show(win)} hold the same bill ({_bill_label(provider, account)}, "
+             f"{_day_range(days)}): counted once, from {show(win)} (the newest complete copy)"
+             for (lo, win, provider, account), days in sorted(pairs.items())]
     out: dict[int, pa.Table] = {}
     for d, keys in losing.items():
-        bills = [b.partition(_SEP) for b, _ in keys]
-        drop = pa.table({"provider": [b[0] for b in bills], "account": [b[2] for b in bills],
-                         "day": pa.array([day for _, day in keys], pa.int64())})
+        provider, account, day = zip(*keys, strict=True)
+        drop = pa.table({"provider": pa.array(provider, pa.string()), "account": pa.array(account, pa.string()),
+                         "day": pa.array(day, pa.int64())})
         for i in deliveries[d]:
             out[i] = drop
     return out, notes
@@ -276,10 +271,12 @@ def load_costs(root: Path, issues: list[BundleIssue], say=lambda stage, frac: No
     parts: list[_Part] = []
     rows, tags, formats, currency = 0, {}, set(), "USD"
     files = cost_files(root)
+    manifests = {folder: _manifest_time(folder) for folder in {f.parent for f in files}}
     for i, f in enumerate(files):
         cf = read_cost_file(f, issues)
         if cf is not None:
-            parts.append(_fold(cf, delivery_of(f, cf.format), _version_time(f)))
+            # delivered when the file or a manifest beside it was last written, the later
+            parts.append(_fold(cf, delivery_of(f, cf.format), max(f.stat().st_mtime, manifests[f.parent])))
             rows += cf.table.num_rows
             tags.update(cf.tags)
             formats.add(cf.format)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.cards import Button, Card, Option, Section, Select, progress_bar
+from storage.repo import scan_state
 
 # Action ids (see handlers.actions).
 LABEL_TEAM = "label_team"
@@ -77,7 +78,7 @@ def scan_card(scan: Any, account: Any) -> Card:
     if scan.status in ("queued", "running"):
         stage = scan.stage or ("waiting for a worker" if scan.status == "queued" else "starting")
         if getattr(scan, "worker_lost", False):  # its worker died; another takes the job as its lease lapses
-            stage = f"worker lost, retrying (was at {stage})"
+            stage = f"{scan_state(scan)} (was at {stage})"
         return Card(title=f"Scanning {name}…", kind="progress",
                     sections=[Section(f"Scan #{scan.id} is *{scan.status}*: {stage}\n`{progress_bar(scan.progress)}`")],
                     context=f"requested by {mention(scan.requested_by)}" if scan.requested_by else "")

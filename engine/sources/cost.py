@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,11 +87,16 @@ _FOCUS_CATEGORY = {"usage": "usage", "purchase": "fee", "tax": "tax", "credit": 
                    "adjustment": "adjustment", "discount": "discount", "refund": "refund"}
 
 
+def _type_key(line_type: str | None) -> str:
+    """A line item type as the tables here spell it: lower case, no spaces or underscores."""
+    return (line_type or "").replace(" ", "").replace("_", "").lower()
+
+
 def charge_category(line_type: str | None, fmt: str) -> str:
     """The category of one line item type as the export names it (case and spaces ignored)."""
     if not line_type:
         return "usage"
-    key = line_type.replace(" ", "").replace("_", "").lower()
+    key = _type_key(line_type)
     table = _FOCUS_CATEGORY if fmt == "focus" else _CUR_CATEGORY
     if key in table:
         return table[key]
@@ -340,7 +345,7 @@ def _read_csv(path: Path, spec: _Spec, cols: list[str], header: list[str], rows:
             )
 
     try:
-        for _attempt in range(3):
+        while True:  # each retry below changes what is read, once
             try:
                 table = read(True, types)
                 break
@@ -355,8 +360,6 @@ def _read_csv(path: Path, spec: _Spec, cols: list[str], header: list[str], rows:
                     rows.issues.append(BundleIssue(rows.path, "", "bytes that are not UTF-8 were replaced"))
                 else:
                     raise
-        else:
-            raise pa.ArrowInvalid("the file could not be parsed")
         if any(n is None for n, _, _ in skipped):  # row numbers are only known single-threaded
             table = read(False, types)
     except OSError as e:
@@ -430,6 +433,11 @@ def _coalesce(table: pa.Table, names: list[str]) -> pa.ChunkedArray | None:
         return None
     cols = [_text(table.column(c)) for c in names]
     return cols[0] if len(cols) == 1 else pc.coalesce(*cols)
+
+
+def _per_row(codes: np.ndarray, values: list[str | None], test: Callable[[str], bool]) -> np.ndarray:
+    """``test`` of each row's value, run once per unique value (False where the row is null)."""
+    return np.array([test(v or "") for v in values] + [False], bool)[codes]  # code -1 -> the False
 
 
 def _strings(codes: np.ndarray, values: list[str | None]) -> pa.Array:
@@ -755,18 +763,11 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
     line_type = _coalesce(table, _pick(spec.line_type, cols))
     provider = _coalesce(table, _pick(spec.provider, cols))
     lt_codes, lt_values = _codes(line_type, n)
-    categories = [charge_category(v, fmt) for v in lt_values]
-    category = _strings(lt_codes, categories) if categories else pa.repeat(pa.scalar("usage"), n)
-    if lt_values:
-        category = pc.fill_null(category, "usage")
+    category = pc.fill_null(_strings(lt_codes, [charge_category(v, fmt) for v in lt_values]), "usage")
     if spec.commitment:
-        amortized = _cur_amortized(table, spec, cols, fmt, billed, commit, lt_codes, lt_values, service, issues, where)
-    correction = np.zeros(n, bool)
-    cc = _coalesce(table, _pick(spec.charge_class, cols))
-    if cc is not None:
-        cc_codes, cc_values = _codes(cc)
-        is_corr = np.array([(v or "").strip().lower() == "correction" for v in cc_values] + [False], bool)
-        correction = is_corr[cc_codes]
+        amortized = _cur_amortized(table, spec, cols, billed, commit, lt_codes, lt_values, service, issues, where)
+    correction = _per_row(*_codes(_coalesce(table, _pick(spec.charge_class, cols)), n),
+                          lambda v: v.strip().lower() == "correction")
     res, arns = _resources(table, spec, cols, region, account, service)
     tags = _tags(table, spec, fmt, cols, res, arns, start, keep, rows, row_no)
 
@@ -807,7 +808,7 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
     return CostFile(path=path, format=fmt, table=out, tags=tags, currency=currency)
 
 
-def _cur_amortized(table: pa.Table, spec: _Spec, cols: set[str], fmt: str, billed: np.ndarray,
+def _cur_amortized(table: pa.Table, spec: _Spec, cols: set[str], billed: np.ndarray,
                    commit: dict[str, np.ndarray], lt_codes: np.ndarray, lt_values: list[str | None],
                    service: pa.ChunkedArray | None, issues: list[BundleIssue], where: str) -> np.ndarray:
     """CUR's amortized cost per line item (Cost Explorer's formula; see ``_CUR2_COMMITMENT``).
@@ -816,33 +817,26 @@ def _cur_amortized(table: pa.Table, spec: _Spec, cols: set[str], fmt: str, bille
     them) keeps the billed cost for those lines, with one issue: totals still add up, only the
     spreading of the commitment over its usage is lost.
     """
-    keys = [(v or "").replace(" ", "").lower() for v in lt_values] + [""]  # code -1 (null) -> ""
     out = billed.copy()
 
     def rows_of(*types: str) -> np.ndarray:
-        return np.array([k in types for k in keys], bool)[lt_codes]
+        return _per_row(lt_codes, lt_values, lambda v: _type_key(v) in types)
 
     sp = rows_of("savingsplancoveredusage", "savingsplannegation", "savingsplanrecurringfee", "savingsplanupfrontfee")
     ri = rows_of("discountedusage", "rifee")
-    ri_arn = _coalesce(table, _pick(spec.reservation_arn, cols))
-    if ri_arn is not None:
-        arn_codes, arn_values = _codes(ri_arn)
-        has = np.array([bool((v or "").strip()) for v in arn_values] + [False], bool)[arn_codes]
-        ri_fee = rows_of("fee") & has
-    else:
-        ri_fee = np.zeros(len(out), bool)
+    ri_fee = rows_of("fee") & _per_row(*_codes(_coalesce(table, _pick(spec.reservation_arn, cols)), len(out)),
+                                       lambda v: bool(v.strip()))
     missing: list[str] = []
     if sp.any():
         need = ("sp_effective", "sp_commitment", "sp_used")
         if all(r in commit for r in need):
-            out[rows_of("savingsplancoveredusage")] = commit["sp_effective"][rows_of("savingsplancoveredusage")]
+            covered = rows_of("savingsplancoveredusage")
+            out[covered] = commit["sp_effective"][covered]
             out[rows_of("savingsplannegation", "savingsplanupfrontfee")] = 0.0
             fee = rows_of("savingsplanrecurringfee")
             out[fee] = commit["sp_commitment"][fee] - commit["sp_used"][fee]
-            if service is not None:  # a refund of a Savings Plan purchase is spread like its fee
-                s_codes, s_values = _codes(service)
-                sp_product = np.array([(v or "") == "ComputeSavingsPlans" for v in s_values] + [False], bool)
-                out[rows_of("refund") & sp_product[s_codes]] = 0.0
+            # a refund of a Savings Plan purchase is spread like its fee
+            out[rows_of("refund") & _per_row(*_codes(service, len(out)), lambda v: v == "ComputeSavingsPlans")] = 0.0
         else:
             missing += [dict(spec.commitment)[r] for r in need if r not in commit]
     if ri.any() or ri_fee.any():
