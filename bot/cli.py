@@ -1,4 +1,4 @@
-"""`costdna` on the command line: synth, scan, benchmark, calibrate, learn, demo.
+"""`costdna` on the command line: synth, scan, benchmark, calibrate, learn, demo, spikes, digest, watch.
 
 The CLI only parses arguments, shows progress and prints; every computation is an engine call.
 """
@@ -526,8 +526,11 @@ def serve(
     else:
         mode = {"single": "single workspace", "oauth": "OAuth, any workspace; installs at GET /slack/install"}
         console.print(f"Slack: POST /slack/events ({mode[slack_mode(settings)]})")
-    web.run_app(make_app(settings, slack="socket" if socket else "http"), host=host, port=port,
-                print=lambda m: console.print(m))
+    web_app = make_app(settings, slack="socket" if socket else "http")
+    if not settings.redis_url:  # no workers: the hourly watch and the digests run in this process
+        schedule_beside(web_app, settings)
+        console.print("jobs in-process (no REDIS_URL): the hourly watch and the daily digests run here")
+    web.run_app(web_app, host=host, port=port, print=lambda m: console.print(m))
 
 
 @app.command()
@@ -551,6 +554,340 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="print one JSON 
         out.print_json(json.dumps(report, default=str))
     else:
         terminal.print_status(out, report)
+
+
+# -- the watch: spikes, digest, watch ---------------------------------------------------------------
+
+
+def _parse_since(text: str | None) -> float | None:
+    """``--since`` as epoch seconds; a time without a zone is UTC (what every figure here is in)."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    raw = text.strip()
+    try:
+        dt = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw)
+    except ValueError:
+        fail(f"--since {text!r} is not an ISO 8601 time: give e.g. 2026-11-05, 2026-11-05T14:00 or "
+             "2026-11-05T14:00:00Z (UTC unless it names a zone)")
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _iso(t) -> str | None:  # type: ignore[no-untyped-def]
+    """ISO 8601 UTC with ``Z`` from epoch seconds, a datetime (naive = UTC, as stored) or an ISO string."""
+    from datetime import UTC, datetime
+
+    if t is None:
+        return None
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t[:-1] + "+00:00" if t.endswith("Z") else t)
+    if isinstance(t, datetime):
+        t = (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+    return datetime.fromtimestamp(float(t), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(t) -> float:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t[:-1] + "+00:00" if t.endswith("Z") else t)
+    if isinstance(t, datetime):
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+    return float(t)
+
+
+CAUSE_KEYS = ("commit", "repo", "actor", "time", "p_value")
+
+
+def _cause_json(cause) -> dict | None:  # type: ignore[no-untyped-def]
+    """The contract's cause object ({commit, repo, actor, time (ISO Z), p_value}, extra keys kept) or None."""
+    if cause is None:
+        return None
+    c = dict(cause.to_json() if hasattr(cause, "to_json") else cause)
+    if not c:
+        return None
+    for k in CAUSE_KEYS:
+        c.setdefault(k, None)
+    c["time"] = _iso(c["time"])
+    c["p_value"] = None if c["p_value"] is None else float(c["p_value"])
+    return c
+
+
+def _spike_item(d: dict) -> dict:
+    """One item of ``costdna spikes --json`` from a ReportedSpike's JSON or a stored spike's columns: the
+    contract's fields with their types (times ISO 8601 UTC ``Z``, money floats in amortized $)."""
+    item = dict(d)
+    item["resource_id"] = str(d.get("resource_id") or d.get("arn") or "")
+    item["arn"] = str(d.get("arn") or "")
+    item["start"], item["end"] = _iso(d["start"]), _iso(d["end"])
+    for k, places in (("peak_usd_per_hour", 4), ("baseline_usd_per_hour", 4), ("extra_usd", 2)):
+        item[k] = round(float(d.get(k) or 0.0), places)  # as engine.watch.ReportedSpike.to_json rounds them
+    item["severity"] = str(d.get("severity") or "")
+    reasons = d.get("reasons") or []
+    item["reasons"] = [str(r) for r in (json.loads(reasons) if isinstance(reasons, str) else reasons)]
+    item["owner_team"] = d.get("owner_team") or None
+    item["owner_confidence"] = round(float(d.get("owner_confidence") or 0.0), 4)
+    cause = d.get("cause")
+    item["cause"] = _cause_json(json.loads(cause) if isinstance(cause, str) else cause)
+    for k, v in list(item.items()):  # stored extras (created_at, snooze_until...) as ISO too; no bytes
+        if k not in ("start", "end") and hasattr(v, "isoformat"):
+            item[k] = _iso(v)
+    return item
+
+
+def _bundle_spikes(root: Path, since: float | None, workers: int | None, quiet: bool,
+                   owner_key: list[str] | None) -> list[dict]:
+    """Scan the bundle for owners (progress on stderr), then the one-shot spike detection over it."""
+    from engine.records import BundleError
+    from engine.scan import scan_bundle
+    from engine.watch import bundle_spikes, owners_from_scan
+
+    workers = workers or get_settings().workers
+    try:
+        with stage_progress(not quiet) as cb:
+            result = scan_bundle(root, rules=_rules(owner_key), workers=workers, progress=cb)
+            cb("spikes", 0.0)
+            found = bundle_spikes(root, owners_from_scan(result), since=since, workers=workers)
+            cb("spikes", 1.0)
+    except BundleError as e:
+        for issue in e.issues[:20]:
+            console.print(f"[red]✗[/] {issue}")
+        fail(f"could not read bundle {root} ({len(e.issues)} problem(s))")
+    except ValueError as e:
+        fail(str(e))
+    return [_spike_item(r.to_json()) for r in found]
+
+
+def _stored_spike_dict(row) -> dict:  # type: ignore[no-untyped-def]
+    """A stored spike row (ORM object or mapping) as a plain dict of its columns."""
+    if isinstance(row, dict):
+        return dict(row)
+    if hasattr(row, "to_json"):
+        return dict(row.to_json())
+    from sqlalchemy import inspect as sa_inspect
+
+    return {a.key: getattr(row, a.key) for a in sa_inspect(row).mapper.column_attrs
+            if a.key not in ("series", "chat_refs", "nonce", "account_id")}
+
+
+async def _account_spikes(name: str, since: float | None) -> tuple[str, list[dict]]:
+    """The stored spikes of an account: the open (or snoozed) ones, or with ``since`` every one, whatever
+    people decided, that ends after it."""
+    from jobs.control import resolve_account
+    from storage import watch_repo
+
+    db = await _database()
+    try:
+        async with db.session() as s:
+            account = await resolve_account(s, name)
+            if not await watch_repo.seen_files(s, account.id) and not await watch_repo.watch_state(s, account.id):
+                raise ValueError(f"no watch has run for account {account.name} yet; run `costdna watch --once`")
+            if since is None:
+                rows = await watch_repo.open_spikes(s, account.id, limit=100_000)
+            else:
+                rows = await watch_repo.spikes_for(s, account.id, since, limit=100_000)
+            return account.name, [_stored_spike_dict(r) for r in rows]
+    finally:
+        await db.close()
+
+
+@app.command()
+def spikes(
+    bundle: Annotated[Path | None, typer.Option(help="bundle directory: scan it and report its spikes (stores nothing)")] = None,
+    account: Annotated[str | None, typer.Option(help="a watched account: its stored spikes")] = None,
+    since: Annotated[str | None, typer.Option(metavar="ISO", help="only spikes that end after this time "
+                                              "(ISO 8601; UTC unless it names a zone)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object {\"spikes\": [...]}")] = False,
+    workers: Annotated[int | None, typer.Option(help="with --bundle: parser processes (default: all cores)")] = None,
+    owner_key: Annotated[list[str] | None, typer.Option(
+        "--owner-key", metavar="KEY", help="with --bundle: a tag key that names the owning team; repeatable")] = None,
+) -> None:
+    """Cost spikes (amortized $): of a bundle (--bundle DIR) or stored by the watch of an account (--account A).
+
+    --account lists the open spikes, or with --since every spike that ended after that time.
+    """
+    if (bundle is None) == (account is None):
+        fail("give exactly one of --bundle DIR or --account NAME")
+    since_t = _parse_since(since)
+    if bundle is not None:
+        if not bundle.is_dir():
+            fail(f"bundle directory {bundle} does not exist" if not bundle.exists() else
+                 f"{bundle} is not a directory; a bundle is a directory of export files")
+        items = _bundle_spikes(bundle, since_t, workers, as_json, owner_key)
+        head: dict = {"source": "bundle", "bundle": str(bundle)}
+    else:
+        name, rows = _run(_account_spikes(account, since_t))
+        items = [_spike_item(r) for r in rows]
+        head = {"source": "account", "account": name}
+    if since_t is not None:  # "ending after": a spike still running ends after any past time
+        items = [i for i in items if _epoch(i["end"]) > since_t]
+    items.sort(key=lambda i: (i["start"], i["resource_id"]))
+    if as_json:
+        out.print_json(json.dumps({"spikes": items, "count": len(items), **head, "since": _iso(since_t)}))
+    else:
+        terminal.print_spikes(out, items, head, _iso(since_t))
+
+
+async def _digest(name: str) -> tuple[str, dict]:
+    from jobs.control import resolve_account
+    from jobs.digest import digest_data
+
+    db = await _database()
+    try:
+        async with db.session() as s:
+            account = await resolve_account(s, name)
+            return account.name, await digest_data(s, account, time.time())
+    finally:
+        await db.close()
+
+
+@app.command()
+def digest(
+    account: Annotated[str, typer.Option(help="the account to digest")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the digest as one JSON object")] = False,
+) -> None:
+    """The daily digest of an account, now: yesterday vs the 7-day average, movers, untagged burn-down,
+    open spikes, drift since the previous scan, the labelling and approval queues."""
+    name, data = _run(_digest(account))
+    if as_json:
+        out.print_json(json.dumps({"account": name, **data}, default=str))
+    else:
+        terminal.print_digest(out, name, data)
+
+
+class _AlertPrinter:
+    """A notifier that prints each alert the watch sends (and each storm it holds) to the terminal."""
+
+    def __init__(self) -> None:
+        self.db = None  # set once the job context exists: an alert names its spike, read back for the line
+
+    async def __call__(self, kind: str, **p) -> None:  # type: ignore[no-untyped-def]
+        if kind == "spike.alert":
+            from storage import watch_repo
+
+            item = None
+            if self.db is not None:
+                try:
+                    async with self.db.session() as s:
+                        item = _spike_item(_stored_spike_dict(await watch_repo.get_spike(s, int(p["spike_id"]))))
+                except Exception:  # the line is printed anyway, without the figures
+                    item = None
+            terminal.print_alert(out, item, p.get("route") or {}, p["spike_id"])
+        elif kind == "spike.storm":
+            terminal.print_storm(out, p)
+        elif kind == "digest.ready":
+            out.print(f"digest of account #{p.get('account_id')} ready"
+                      + (f" for {p['channel']}" if p.get("channel") else ""))
+
+
+async def _watch_context(settings, printer: _AlertPrinter):  # type: ignore[no-untyped-def]
+    """The job context of a watch run here: the database, and a notifier that prints alerts and, when Slack
+    is configured, delivers them there (as `costdna worker` does)."""
+    from bot.slack.notify import worker_notifier
+    from jobs.notify import Fanout, log_notifier
+    from jobs.worker import job_context
+
+    ctx = await job_context(settings, notify=Fanout(log_notifier, printer), notifiers=[worker_notifier])
+    printer.db = ctx["db"]
+    return ctx
+
+
+async def _watch_once() -> dict:
+    from jobs.control import resolve_account
+    from jobs.watch import watch as watch_task
+    from storage import repo
+
+    printer = _AlertPrinter()
+    ctx = await _watch_context(get_settings(), printer)
+    try:
+        async with ctx["db"].session() as s:
+            if not await repo.list_accounts(s):
+                await resolve_account(s, None)  # the synthetic demo account, on first use (as `status`)
+        return await watch_task(ctx)
+    finally:
+        await ctx["db"].close()
+
+
+async def _watch_forever() -> None:
+    """One watch now, then the hourly schedule (jobs.schedule, in this process) until Ctrl-C."""
+    from jobs.schedule import Scheduler
+    from jobs.watch import watch as watch_task
+
+    printer = _AlertPrinter()
+    ctx = await _watch_context(get_settings(), printer)
+    try:
+        t0 = time.perf_counter()
+        terminal.print_watch_result(out, await watch_task(ctx), time.perf_counter() - t0)
+        await Scheduler(ctx).run()
+    finally:
+        await ctx["db"].close()
+
+
+def schedule_beside(app, settings) -> None:  # type: ignore[no-untyped-def]
+    """Run the hourly schedule (watch at :05, digest check at :00) inside the web process, for `costdna
+    serve` without REDIS_URL (with Redis, `costdna worker` processes run it as arq cron jobs).
+
+    Started when the application starts, after its database; stopped (the running job cancelled if it does
+    not finish in a few seconds) when it cleans up. Alerts and digests go to Slack when it is configured.
+    """
+    import asyncio
+    import contextlib
+    import logging
+
+    from bot.slack.notify import notifier_for
+    from bot.web import DB_KEY
+    from jobs.notify import Fanout, log_notifier
+    from jobs.schedule import Scheduler
+
+    log = logging.getLogger("costdna.web")
+
+    async def schedule(app):  # type: ignore[no-untyped-def]
+        db = app[DB_KEY]
+        notify = Fanout(log_notifier)
+        slack = notifier_for(settings, db)
+        if slack is not None:
+            notify.add(slack)
+        scheduler = Scheduler({"settings": settings, "db": db, "notify": notify})
+        stop = asyncio.Event()
+        task = asyncio.create_task(scheduler.run(stop), name="costdna-schedule")
+        log.info("hourly schedule running in this process (watch at :05, digests at :00)")
+        yield
+        stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 5.0)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.warning("the scheduled job still running at shutdown was cancelled")
+
+    app.cleanup_ctx.append(schedule)
+
+
+@app.command()
+def watch(
+    once: Annotated[bool, typer.Option("--once", help="watch every account once, print the result and exit")] = False,
+) -> None:
+    """Watch for cost spikes: read only the export files not seen yet, score the new hours, alert the owners.
+
+    --once runs one watch over every account here; without it the hourly schedule (watch at minute 5,
+    digests at their hour) runs in this terminal until Ctrl-C. Alerts print here, and go to Slack when
+    it is configured.
+    """
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if once:
+        t0 = time.perf_counter()
+        result = _run(_watch_once())
+        terminal.print_watch_result(out, result, time.perf_counter() - t0)
+        return
+    console.print("watching: one watch now, then every hour at minute 5 (digests at their hour); Ctrl-C stops")
+    try:
+        _run(_watch_forever())
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 def main() -> None:

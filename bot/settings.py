@@ -54,6 +54,13 @@ class Settings(BaseSettings):
                                                    "(single-workspace mode; with OAuth the installer is the first)")
     confidence_threshold: float = Field(default=0.70, description="proposals and 'attributable' need this confidence")
     tag_key: str = Field(default="team", description="the owner tag key costdna writes")
+    # The watch's circuit breaker: past max(3 x an account's usual hourly alerts, the floor), or past the
+    # cap, an hour's further alerts are held and one "alert storm" summary goes out instead.
+    alerts_storm_cap: int = Field(default=20, ge=1, description="most alerts one account sends in an hour")
+    alerts_storm_floor: int = Field(default=5, ge=1, description="alerts an hour always allowed before the "
+                                                                  "3x-usual-volume rule holds the rest")
+    slack_post_interval_s: float = Field(default=1.1, ge=0, description="seconds between posts to one Slack "
+                                                                       "channel (Slack allows about 1/s)")
 
     def approver_ids(self) -> list[str]:
         return [a.strip() for a in self.approvers.split(",") if a.strip()]

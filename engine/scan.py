@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.bundle import Bundle, load_bundle
+from engine.creators import creator_owner, identity_keys, person_teams
 from engine.graph import OwnershipGraph, build_graph
 from engine.model import ModelConfig, Prediction, fit_predict, relation_names
 from engine.sources.files import release_memory
@@ -58,6 +59,7 @@ class ResourcePrediction:
     billed_cost_usd: float = 0.0  # billed spend over the scanned period
     runner_up: str = ""
     runner_up_confidence: float = 0.0
+    owner_source: str = ""  # where predicted_team comes from: "model" | "creator" | "" (none); not a CSV column
 
     def csv_row(self) -> dict[str, object]:
         d = asdict(self)
@@ -131,6 +133,9 @@ def scan_bundle(
     t0 = time.perf_counter()
     graph = build_graph(bundle, arns) if arns else None
     seconds["graph"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    created = creation_only(bundle, arns, y)  # before the fold is released: it reads the pairs
+    seconds["creators"] = time.perf_counter() - t0
     if not keep_activity and not isinstance(root, Bundle):  # a Bundle passed in is the caller's to keep
         bundle.activity.release()
         release_memory()
@@ -156,6 +161,9 @@ def scan_bundle(
         seconds["model"] = time.perf_counter() - t0
 
     rows = _rows(bundle, arns, classes, tag_teams, prediction)
+    t0 = time.perf_counter()
+    apply_creators(rows, created, arns, classes, y)
+    seconds["creators"] += time.perf_counter() - t0
     summary = summarize(bundle, rows, classes, prediction, missing)
     summary["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     say("done", 1.0)
@@ -184,8 +192,89 @@ def _rows(bundle: Bundle, arns: list[str], classes: list[str], tag_teams: list[s
             resource_id=r.id, arn=arn, type=r.kind, predicted_team=team, confidence=conf, tag_team=tag_teams[i],
             tag_conflict=conflict, anomaly_score=anomaly, monthly_cost_usd=bundle.costs.monthly(arn),
             cost_usd=bundle.costs.resource_total(arn), billed_cost_usd=bundle.costs.resource_billed(arn),
-            runner_up=ru, runner_up_confidence=ru_conf))
+            runner_up=ru, runner_up_confidence=ru_conf, owner_source="model" if team else ""))
     return rows
+
+
+# A role or person acting on at least this share of the resources (and at least BROAD_MIN of them):
+# scanners, config recorders, shared SSO roles. What they touch says nothing about its owner.
+BROAD_SHARE, BROAD_MIN = 0.10, 20
+
+
+@dataclass
+class CreatedOnly:
+    """Untagged resources whose only owner evidence is their creation, and what the creators did."""
+
+    creators: dict[str, tuple[float, str, str | None]]  # arn -> Activity.creators entry
+    acts: list[tuple[str, str]]  # (identity, arn) of every creator identity's activity
+
+
+def creation_only(bundle: Bundle, arns: list[str], y: np.ndarray) -> CreatedOnly:
+    """The untagged, unlabelled resources with a creation event and nothing else that tells an owner:
+    no change or use by anyone but their creator (broad actors aside), no flow traffic, no deploy
+    naming them. Read from ``bundle.activity`` before it is released; one pass over its pairs."""
+    act = bundle.activity
+    if not act.creators or act.released:
+        return CreatedOnly({}, [])
+    unlabelled = {a for a, lab in zip(arns, y.tolist(), strict=True) if lab < 0}
+    cands = {a: c for a, c in act.creators.items() if a in unlabelled}
+    if not cands:
+        return CreatedOnly({}, [])
+    touched: dict[str, set[str]] = {}
+    for arn, actor, _rel in act.pairs:
+        s = touched.get(actor)
+        if s is None:
+            s = touched[actor] = set()
+        s.add(arn)
+    broad_at = max(BROAD_MIN, BROAD_SHARE * len(arns))
+    broad = {a for a, s in touched.items() if len(s) >= broad_at}
+    ids = {a: set(identity_keys(c[1], c[2])) for a, c in cands.items()}
+    other = {arn for arn, actor, _rel in act.pairs if arn in cands and actor not in ids[arn] and actor not in broad}
+    for a, b in bundle.flows:
+        other.add(a)
+        other.add(b)
+    for d in bundle.deploys:
+        other.update(d.resources)
+    creators = {a: c for a, c in cands.items() if a not in other}
+    wanted = set().union(*(ids[a] for a in creators)) if creators else set()
+    acts = [(actor, arn) for actor in wanted for arn in touched.get(actor, ())]
+    return CreatedOnly(creators, acts)
+
+
+def apply_creators(rows: list[ResourcePrediction], created: CreatedOnly, arns: list[str], classes: list[str],
+                   y: np.ndarray) -> int:
+    """Give each creation-only resource its creator's team (engine.creators), where the model found
+    none or was less sure. Owners known to the creators: tags, human labels and the model's confident
+    predictions. Returns how many rows changed."""
+    if not created.creators:
+        return 0
+    owner_of: dict[str, str] = {}
+    for i, (arn, lab) in enumerate(zip(arns, y.tolist(), strict=True)):
+        r = rows[i]
+        if lab >= 0:
+            owner_of[arn] = classes[lab]
+        elif r.tag_team:
+            owner_of[arn] = r.tag_team
+        elif r.predicted_team and r.confidence >= CONFIDENT and arn not in created.creators:
+            owner_of[arn] = r.predicted_team
+    teams = person_teams(created.acts, owner_of)
+    changed = 0
+    for r in rows:
+        if r.arn not in created.creators:
+            continue
+        hit = creator_owner(r.arn, created.creators, teams)
+        if hit is None or (r.predicted_team and r.confidence >= hit[1]):
+            continue
+        r.predicted_team, r.confidence = hit
+        r.anomaly_score = min(r.anomaly_score, CREATOR_ANOMALY)
+        r.owner_source = "creator"
+        if r.runner_up == r.predicted_team:
+            r.runner_up, r.runner_up_confidence = "", 0.0
+        changed += 1
+    return changed
+
+
+CREATOR_ANOMALY = round(NO_TEAM_ANOMALY * 0.75, 3)  # a creator-owned resource fits its creator's team
 
 
 def _iso(t: float | None) -> str | None:

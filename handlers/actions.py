@@ -12,7 +12,14 @@ label_skip      ``prompt_id.nonce``             skip the question
 cs_approve      ``change_set_id.nonce``         approve a proposed tag change set (approvers)
 cs_reject       ``change_set_id.nonce``         reject it (approvers)
 cs_rollback     ``change_set_id.nonce``         restore the previous tags (approvers)
+spike_expected  ``spike_id.nonce``              mark a cost spike expected (the watch learns it)
+spike_snooze    ``spike_id.nonce.24h|7d``       snooze a spike
+spike_explain   ``spike_id.nonce``              the evidence, in the alert's thread
+spike_not_ours  ``spike_id.nonce``              ask "who owns this?"; the answer re-routes the spike
+spike_assign    ``spike_id.nonce.team``         (select) assign an unrouted spike to a team
 ==============  ==============================  ===========================================
+
+The spike actions live in :mod:`handlers.spikes`.
 
 The nonce is ``secrets.token_urlsafe`` (no ``.``); a team name may contain ``.`` (the value is split
 at the first two). Every click is checked against the database: a forged id or nonce, an expired or
@@ -24,10 +31,12 @@ from __future__ import annotations
 
 import logging
 
+from handlers import spikes as spikes_mod
 from handlers import views
+from handlers import watch_views as wv
 from handlers.cards import Card, Section, error_card
 from handlers.commands import approver_ids, workspace
-from handlers.context import Reply, Services, Who
+from handlers.context import Post, Reply, Services, Who
 from jobs import control
 from storage import repo
 
@@ -52,6 +61,8 @@ async def handle_action(svc: Services, who: Who, action_id: str, value: str) -> 
             return await _label(svc, who, base, value or "")
         if base in CS_ACTIONS:
             return await _change_set(svc, who, base, value or "")
+        if base in wv.SPIKE_ACTIONS:
+            return await spikes_mod.handle_spike_action(svc, who, base, value or "")
     except repo.NotFound as e:
         log.warning("action %s by %s refused (forged or unknown): %s", base, who.user_id, e)
         return refusal(str(e), "use the buttons costdna posted; `/costdna label` asks new questions")
@@ -88,9 +99,11 @@ async def _label(svc: Services, who: Who, action: str, value: str) -> Reply:
         pred = await repo.prediction_for(s, p.scan_id, p.arn) if p.scan_id else None
         card = views.answered_prompt_card(p, pred)
         account_id = p.account_id
+        # a spike marked "not ours" on this resource now goes to the team just named
+        rerouted = await spikes_mod.reroute_after_label(s, p.account_id, p.arn, team, who.user_id)
     # After the commit: the retrain must see the label. Debounced: a burst of answers gives one retrain.
     await control.request_retrain(svc.queue, account_id)
-    return Reply(replace=card)
+    return Reply(replace=card, posts=[Post(c, tracks=(spikes_mod.ROUTE, sid)) for c, sid in rerouted])
 
 
 async def _change_set(svc: Services, who: Who, action: str, value: str) -> Reply:

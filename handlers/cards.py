@@ -1,7 +1,8 @@
 """Cards: the one thing handlers return, rendered by each platform (Block Kit, Discord, terminal).
 
 A card is a title, sections of markdown text with optional fields, buttons and selects that carry an
-action id and a value, a context line, and whether only the asking person should see it. Nothing here
+action id and a value, an optional image (a PNG chart), a context line, and whether only the asking
+person should see it. Nothing here
 knows a platform; the renderers enforce each platform's limits.
 """
 
@@ -31,6 +32,16 @@ class Select:
     options: tuple[Option, ...]
 
 
+@dataclass(frozen=True)
+class Image:
+    """A small PNG (a chart). Block Kit cannot embed bytes, so Slack uploads it beside the message (in its
+    thread); the terminal writes it to a file and prints the path."""
+
+    png: bytes
+    alt: str  # what the picture shows, for screen readers and text-only clients
+    filename: str = "chart.png"
+
+
 @dataclass
 class Section:
     text: str = ""  # markdown (platform-neutral subset: *bold*, _italic_, `code`, links <url|text>)
@@ -45,7 +56,8 @@ class Card:
     selects: list[Select] = field(default_factory=list)
     context: str = ""  # a small grey line at the bottom
     ephemeral: bool = False  # only the person who asked sees it
-    kind: str = "info"  # info | progress | summary | prompt | changeset | error | help
+    kind: str = "info"  # info | progress | summary | prompt | changeset | error | help | alert | digest
+    image: Image | None = None  # a chart, uploaded (Slack) or written (terminal) beside the card
 
     def text(self) -> str:
         """Plain-text fallback (notifications, screen readers, logs)."""

@@ -1,7 +1,9 @@
 """``/costdna <subcommand>``: platform-neutral, text in and a :class:`~handlers.context.Reply` out.
 
 Subcommands: help, status, scan [account], ask <question>, owner <resource id or ARN>, teams, label [n],
-apply, settings (show; ``settings approvers add|remove <@U…>``; ``settings digest #channel HH``).
+apply, spikes, digest, settings (show; ``settings approvers add|remove <@U…>``; ``settings digest #channel HH``;
+``settings team <team> @user… #channel``; ``settings alerts strict|audit|auto|panic|resume|#channel``). The
+watch's commands live in :mod:`handlers.spikes`.
 
 A bad input (unknown subcommand, bad argument, unknown resource or account) gets an ephemeral card that
 says what to do, never an exception. The account a command works on is the workspace's ``account``
@@ -15,6 +17,7 @@ import re
 from typing import Any
 
 from handlers import ask as ask_mod
+from handlers import spikes as spikes_mod
 from handlers import views
 from handlers.cards import Card, Section, error_card
 from handlers.context import Post, Reply, Services, Who
@@ -36,7 +39,11 @@ HELP = [
     ("`label [n]`", f"answer \"who owns this?\" for the n costliest uncertain resources (default "
                     f"{DEFAULT_LABEL_BATCH})"),
     ("`apply`", "propose owner tags for confident predictions; an approver approves the write"),
-    ("`settings`", "show settings; `settings approvers add|remove @user`, `settings digest #channel HH`"),
+    ("`spikes`", "open cost spikes with their buttons (expected, snooze, explain, not ours)"),
+    ("`digest`", "post the daily digest now: spend, movers, untagged burn-down, open spikes, drift, queues"),
+    ("`settings`", "show settings; `settings approvers add|remove @user`, `settings digest #channel HH`, "
+                   "`settings team <team> @user… #channel` (who gets a team's spike alerts), "
+                   "`settings alerts strict|audit|auto|panic|resume` or `settings alerts #channel`"),
 ]
 
 
@@ -323,6 +330,8 @@ _CHANNEL = re.compile(r"^<?#?([A-Za-z0-9._-]+)(?:\|([^>]*))?>?$")
 
 
 async def cmd_settings(svc: Services, who: Who, args: list[str], rest: str) -> Reply:
+    if args and args[0].lower() in ("team", "alerts"):
+        return await spikes_mod.settings_watch(svc, who, args)
     async with svc.db.session() as s:
         ws = await workspace(s, who)
         approvers = approver_ids(ws, svc.settings)
@@ -363,8 +372,9 @@ async def cmd_settings(svc: Services, who: Who, args: list[str], rest: str) -> R
             await repo.update_workspace_settings(s, ws, actor=who.user_id, digest_channel=m.group(1),
                                                  digest_hour=int(args[2]))
             return Reply.of(settings_card(ws, approvers, svc.settings, "Digest updated."))
-    return Reply.of(help_card("Use `settings`, `settings approvers add|remove @user` or "
-                              "`settings digest #channel HH`."))
+    return Reply.of(help_card("Use `settings`, `settings approvers add|remove @user`, "
+                              "`settings digest #channel HH`, `settings team <team> @user… #channel` or "
+                              "`settings alerts strict|audit|auto|panic|resume|#channel`."))
 
 
 def settings_card(ws: Any, approvers: list[str], settings: Any, note: str = "") -> Card:
@@ -372,6 +382,8 @@ def settings_card(ws: Any, approvers: list[str], settings: Any, note: str = "") 
     channel = st.get("digest_channel")
     fields = [("Approvers", ", ".join(views.mention(a) for a in approvers) or "_none: set COSTDNA_APPROVERS_"),
               ("Daily digest", f"<#{channel}> at {int(st.get('digest_hour', 9)):02d}:00 UTC" if channel else "_off_"),
+              ("Alerts channel", f"<#{st['alerts_channel']}>" if st.get("alerts_channel") else
+               (f"<#{channel}> (the digest's)" if channel else "_none_")),
               ("Account", st.get("account") or "_the only one_"),
               ("Confidence to tag", f"{threshold(settings):.0%}"),
               ("Tag key", f"`{settings.tag_key}`"),
@@ -391,4 +403,6 @@ COMMANDS = {
     "label": cmd_label,
     "apply": cmd_apply,
     "settings": cmd_settings,
+    "spikes": spikes_mod.cmd_spikes,
+    "digest": spikes_mod.cmd_digest,
 }

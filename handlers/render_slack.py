@@ -3,6 +3,10 @@
 ``to_message(card)`` gives ``{"text": fallback, "blocks": [...]}`` for ``chat.postMessage`` /
 ``respond()`` / ``say()`` (whether it is ephemeral is the caller's choice: ``card.ephemeral``).
 
+A card's ``image`` (a PNG chart) is left out of the blocks: Block Kit's image block needs a public URL,
+and the chart is bytes. The adapter uploads it with ``files_upload_v2`` in the posted message's thread
+(:func:`image_upload` gives the arguments); the message says so in its context line.
+
 Slack rejects a whole message when one limit is exceeded, so every limit is enforced here by cutting
 text with an ellipsis (never inside a link or an ``&amp;`` entity), splitting what can be split (more
 than 10 fields, more than 25 buttons, more than 100 select options) and, as a last resort, dropping the
@@ -290,6 +294,8 @@ def _build(card: Card) -> list[Block]:
     if divider:
         blocks.append(DividerBlock())
     blocks.extend(actions)
+    if card.image is not None:
+        notes.append("chart in the thread")
     context = " · ".join(x for x in [card.context.strip(), *notes] if x)
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=mrkdwn(context))]))
@@ -314,6 +320,16 @@ def fallback_text(card: Card) -> str:
 def to_message(card: Card) -> dict:
     """``{"text": fallback, "blocks": [...]}``: pass as ``**kwargs`` to chat.postMessage, say(), respond()."""
     return {"text": fallback_text(card), "blocks": to_blocks(card)}
+
+
+def image_upload(card: Card) -> dict | None:
+    """``files_upload_v2`` keyword arguments for the card's image (add ``channel`` and ``thread_ts``),
+    or None when the card has none."""
+    img = card.image
+    if img is None or not img.png:
+        return None
+    return {"content": img.png, "filename": img.filename or "chart.png", "title": plain(card.title, 200),
+            "alt_txt": plain(img.alt, 1000, default="chart")}
 
 
 # --------------------------------------------------------------------------------------------------------

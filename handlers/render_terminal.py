@@ -4,11 +4,16 @@
 buttons and numbered select options, the context line) and returns the numbered choices, so a console
 chat can ask "choose a number" and act on ``choices[n]``: a :class:`Button`, or ``(Select, Option)``.
 Numbers start at 1 and run through the buttons in order, then every select's options in order.
+
+A card's image (a PNG chart) cannot be drawn in a terminal: it is written to a file
+(``image_dir``, default ``$TMPDIR/costdna-charts``) and the panel prints its path.
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
@@ -89,8 +94,22 @@ def choices(card: Card) -> list[tuple[int, Choice]]:
     return list(enumerate(items, 1))
 
 
-def render(console: Console, card: Card) -> list[tuple[int, Choice]]:
-    """Draw ``card`` on ``console`` and return its numbered choices: ``[(1, Button), (2, (Select, Option))...]``."""
+def save_image(card: Card, image_dir: Path | None = None) -> Path | None:
+    """Write the card's image to ``image_dir`` (created; default ``$TMPDIR/costdna-charts``); its path."""
+    img = card.image
+    if img is None or not img.png:
+        return None
+    d = Path(image_dir) if image_dir is not None else Path(tempfile.gettempdir()) / "costdna-charts"
+    d.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(img.filename or "chart.png").name) or "chart.png"
+    path = d / name
+    path.write_bytes(img.png)
+    return path
+
+
+def render(console: Console, card: Card, image_dir: Path | None = None) -> list[tuple[int, Choice]]:
+    """Draw ``card`` on ``console`` and return its numbered choices: ``[(1, Button), (2, (Select, Option))...]``.
+    A card's image is written to a file (see :func:`save_image`) and its path printed."""
     numbered = choices(card)
     parts: list[RenderableType] = []
     for s in card.sections:
@@ -98,6 +117,17 @@ def render(console: Console, card: Card) -> list[tuple[int, Choice]]:
             parts.append(styled(s.text))
         if s.fields:
             parts.append(Padding(_fields(s.fields), (0, 0, 0, 2)))
+    if card.image is not None:
+        try:
+            path = save_image(card, image_dir)
+        except OSError as e:
+            parts.append(Text(f"[chart not written: {e}]", style="dim"))
+        else:
+            if path is not None:
+                line = Text("chart: ", style="bold")
+                line.append(str(path), style="underline")
+                line.append(f"  ({card.image.alt})", style="dim")
+                parts.append(line)
 
     n = 0
     if card.buttons:

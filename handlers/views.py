@@ -131,7 +131,8 @@ def summary_card(scan: Any, account: Any) -> Card:
 def _evidence_lines(ev: dict | None) -> list[str]:
     if not ev:
         return ["_no activity evidence was recorded for this resource_"]
-    lines = []
+    lines = ["• team read from its creator: its only evidence is its creation"] \
+        if ev.get("owner_source") == "creator" else []
     for key, label in (("people", "people"), ("created_by", "created by"), ("managed_by", "managed by"),
                        ("used_by", "used by"), ("deployed_by", "deployed by"), ("repos", "repos"),
                        ("talks_to", "talks to"), ("vpcs", "network"), ("allowed_by", "allowed by")):

@@ -19,9 +19,10 @@ from arq.connections import RedisSettings
 from arq.worker import Function, func
 
 from bot.settings import Settings, get_settings
-from jobs import tasks
+from jobs import digest, tasks, watch
 from jobs.lease import leased
 from jobs.notify import Fanout, log_notifier
+from jobs.schedule import cron_jobs
 
 
 def functions(settings: Settings) -> list[Function]:
@@ -39,6 +40,10 @@ def functions(settings: Settings) -> list[Function]:
         f(tasks.scan_account, settings.job_timeout, settings.job_tries + 1),
         f(tasks.retrain, settings.job_timeout, settings.job_tries + 1),
         f(tasks.apply_tag_changes, min(600, settings.job_timeout), settings.job_tries),
+        # the watch (jobs.watch) and the digest (jobs.digest): also on the hourly schedule (jobs.schedule)
+        f(watch.watch, min(1800, settings.job_timeout), settings.job_tries),
+        f(digest.digest, min(600, settings.job_timeout), settings.job_tries),
+        f(digest.digest_due, min(600, settings.job_timeout), 1),
     ]
 
 
@@ -80,6 +85,7 @@ def worker_settings(settings: Settings, notifiers: Sequence[Callable[[dict[str, 
     """arq's worker settings; ``notifiers`` as for :func:`job_context`."""
     return {
         "functions": functions(settings),
+        "cron_jobs": cron_jobs(settings),  # watch hourly at :05, digest_due at :00 (jobs.schedule)
         # the settings given, not the environment's
         "on_startup": functools.partial(startup, settings=settings, notifiers=tuple(notifiers)),
         "on_shutdown": shutdown,

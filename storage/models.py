@@ -357,3 +357,125 @@ class OAuthState(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     state: Mapped[str] = mapped_column(String(100), unique=True)
     expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- the watch (0004) ---------------------------------------------------------------------------
+
+
+class Spike(Base):
+    """A cost spike the hourly watch found on one resource, with its owner, cause and alert state.
+
+    ``key`` (``arn@start_hour``) is the same across watches, so a spike is stored and alerted once;
+    ``delivery`` says what governance did with it (pending | sent | held_strict | held_panic |
+    held_storm | unrouted) and ``status`` what people decided (open | expected | snoozed | not_ours |
+    resolved). ``series`` keeps the last hours of cost and baseline for the chart.
+    """
+
+    __tablename__ = "spikes"
+    __table_args__ = (UniqueConstraint("account_id", "key"), Index("ix_spikes_account_status", "account_id", "status"),
+                      Index("ix_spikes_account_arn", "account_id", "arn"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    key: Mapped[str] = mapped_column(String(400))
+    arn: Mapped[str] = mapped_column(Text)
+    resource_id: Mapped[str] = mapped_column(Text, default="")
+    resource_type: Mapped[str] = mapped_column(String(64), default="")
+    instance_type: Mapped[str | None] = mapped_column(String(64), default=None, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32), default="statistical")  # statistical | cold_start | early_warning
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()  # exclusive: last anomalous hour + 1 h
+    ongoing: Mapped[bool] = mapped_column(default=False)
+    peak_usd_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    baseline_usd_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    extra_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    severity: Mapped[str] = mapped_column(String(16), default="info")  # info | warning | critical
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    history_hours: Mapped[int] = mapped_column(Integer, default=0)
+    owner_team: Mapped[str] = mapped_column(String(100), default="")
+    owner_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    owner_source: Mapped[str] = mapped_column(String(16), default="none")  # tag | label | predicted | creator | none
+    cause: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, nullable=True)
+    people: Mapped[list[Any]] = mapped_column(default=list)  # who launched/deployed it (CloudTrail person, deploy actor)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    snooze_until: Mapped[datetime | None] = mapped_column(default=None, nullable=True)
+    delivery: Mapped[str] = mapped_column(String(16), default="pending")
+    notified_at: Mapped[datetime | None] = mapped_column(default=None, nullable=True)
+    nonce: Mapped[str] = mapped_column(String(32), default="")
+    chat_refs: Mapped[list[Any]] = mapped_column(default=list)
+    series: Mapped[list[Any]] = mapped_column(default=list)  # [[epoch_hour, cost, baseline], ...] last 72 h
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WatchFile(Base):
+    """An export file the watch has read (keyed by path; a new size or mtime means read it again),
+    with its cost folded to resource-hours (``engine.hourly.CostPart.to_bytes``) for cost files."""
+
+    __tablename__ = "watch_files"
+    __table_args__ = (UniqueConstraint("account_id", "path"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime: Mapped[float] = mapped_column(Float, default=0.0)
+    kind: Mapped[str] = mapped_column(String(16), default="")  # cost | cloudtrail | deploys
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)
+    part: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, nullable=True)
+
+
+class WatchChanges(Base):
+    """The retained window of CloudTrail change events and deploys (compact bytes), one row per account."""
+
+    __tablename__ = "watch_changes"
+    __table_args__ = (UniqueConstraint("account_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, nullable=True)
+    deploys: Mapped[list[Any]] = mapped_column(default=list)  # [{time, repo, commit, actor, resources}]
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # last_scored_hour, first_hour, ...
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamRoute(Base):
+    """Who hears about a team's spikes in a workspace: people to DM and/or a channel."""
+
+    __tablename__ = "team_routes"
+    __table_args__ = (UniqueConstraint("workspace_id", "team"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    team: Mapped[str] = mapped_column(String(100))
+    users: Mapped[list[Any]] = mapped_column(default=list)  # chat user ids
+    channel: Mapped[str | None] = mapped_column(String(100), default=None, nullable=True)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExpectedLevel(Base):
+    """A resource's cost level that people marked expected: at or below it is baseline, not a spike."""
+
+    __tablename__ = "expected_levels"
+    __table_args__ = (UniqueConstraint("account_id", "arn"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    arn: Mapped[str] = mapped_column(Text)
+    usd_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppSwitch(Base):
+    """A global switch (``alerts.panic``): read by every process, changed by a person (audited)."""
+
+    __tablename__ = "app_switches"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -85,6 +85,13 @@ async def save_daily_costs(s: AsyncSession, account_id: int, days: Iterable[int]
                              update=("cost_usd",))
 
 
+def _evidence(row: Any, ev: dict | None) -> dict | None:
+    """The stored evidence; a team read from the resource's creator says so (the watch calls it a guess)."""
+    if getattr(row, "owner_source", "") == "creator":
+        return {**(ev or {}), "owner_source": "creator"}
+    return ev
+
+
 async def save_predictions(s: AsyncSession, scan_id: int, rows: Iterable[Any], classes: list[str],
                            proba: Any = None, top: int = 3, evidence: list[dict] | None = None) -> int:
     """Replace a scan's predictions (``engine.scan.ResourcePrediction`` rows; ``proba`` and
@@ -100,7 +107,7 @@ async def save_predictions(s: AsyncSession, scan_id: int, rows: Iterable[Any], c
                     probs[classes[j]] = round(float(p[j]), 4)
             yield (scan_id, r.arn, r.resource_id, r.type, r.predicted_team, float(r.confidence), r.runner_up,
                    float(r.runner_up_confidence), probs, r.tag_team, bool(r.tag_conflict), float(r.anomaly_score),
-                   float(r.monthly_cost_usd), evidence[i] if evidence is not None else None)
+                   float(r.monthly_cost_usd), _evidence(r, evidence[i] if evidence is not None else None))
 
     return await insert_rows(s, Prediction.__table__, PREDICTION_COLS, gen())
 

@@ -3,7 +3,11 @@
 An aiohttp server on 127.0.0.1 (a free port) that records every call -- method name, parsed body
 (form or JSON; ``blocks`` / ``view`` / ``attachments`` given as JSON strings are decoded), the token --
 and answers like Slack does for the methods costdna uses: ``auth.test``, ``chat.postMessage`` (``ts``
-increasing), ``chat.update``, ``chat.postEphemeral``, ``views.publish``, ``oauth.v2.access``, and
+increasing), ``chat.update``, ``chat.postEphemeral``, ``views.publish``, ``oauth.v2.access``,
+``conversations.open`` (a DM id ``D<user>``), ``users.lookupByEmail`` (from ``users_by_email``, else
+``users_not_found``), the three calls of ``files_upload_v2`` (``files.getUploadURLExternal`` hands out an
+upload URL on the stand-in itself, ``POST /upload/<file id>`` receives the raw bytes -- recorded as the
+method ``upload`` and kept in ``uploads`` -- and ``files.completeUploadExternal``), and
 ``POST /response/<anything>`` for response URLs. ``rate_limit_once(method, retry_after)`` makes the next
 call of a method answer 429 with ``Retry-After``. Point ``SLACK_API_URL`` at ``standin.api_url``.
 """
@@ -46,6 +50,9 @@ class SlackStandIn:
         self.limited: dict[str, int] = {}  # method -> Retry-After seconds, for its next call only
         self.errors: dict[str, str] = {}  # method -> error code answered (ok: false) on every call
         self._ts = 0
+        self._files = 0
+        self.users_by_email: dict[str, str] = {}  # e-mail -> user id, for users.lookupByEmail
+        self.uploads: dict[str, bytes] = {}  # file id -> the bytes POSTed to its upload URL
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.changed = asyncio.Event()
@@ -55,7 +62,9 @@ class SlackStandIn:
     async def start(self) -> SlackStandIn:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # users.lookupByEmail is a GET
         app.router.add_post("/response/{tail:.*}", self._response_url)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -114,13 +123,16 @@ class SlackStandIn:
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
-        raw = await request.text()
+        query = dict(request.query)  # the SDK sends some methods' arguments as query parameters
+        raw = await request.text() if request.method == "POST" else ""
         if not raw:
-            return {}
+            return query
         if request.content_type == "application/json":
             body = json.loads(raw)
         else:
             body = dict(parse_qsl(raw, keep_blank_values=True))
+        if isinstance(body, dict):
+            body = {**query, **body}
         for k in JSON_FIELDS:
             if isinstance(body.get(k), str):
                 with contextlib.suppress(ValueError):
@@ -169,9 +181,52 @@ class SlackStandIn:
                     "token_type": "bot", "access_token": "xoxb-installed-secret-token",
                     "bot_user_id": self.bot_user_id, "team": {"id": self.team_id, "name": "Test"},
                     "enterprise": None, "is_enterprise_install": False}
+        if method == "conversations.open":
+            users = str(body.get("users") or "")
+            if not users:
+                return {"ok": False, "error": "user_not_found"}
+            return {"ok": True, "channel": {"id": "D" + users.split(",")[0]}}
+        if method == "users.lookupByEmail":
+            email = str(body.get("email") or "").lower()
+            uid = {k.lower(): v for k, v in self.users_by_email.items()}.get(email)
+            if uid is None:
+                return {"ok": False, "error": "users_not_found"}
+            return {"ok": True, "user": {"id": uid, "team_id": self.team_id, "profile": {"email": email}}}
+        if method == "files.getUploadURLExternal":
+            self._files += 1
+            file_id = f"F{self._files:06d}"
+            return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = body.get("files")
+            if isinstance(files, str):
+                with contextlib.suppress(ValueError):
+                    files = json.loads(files)
+            return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title") or "", "name": f.get("id")}
+                                          for f in (files or []) if isinstance(f, dict)]}
         if method == "bots.info":
             return {"ok": True, "bot": {"id": self.bot_id, "app_id": APP_ID, "user_id": self.bot_user_id}}
         return {"ok": False, "error": "unknown_method"}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        file_id = request.match_info["file_id"]
+        self.uploads[file_id] = data
+        self._record(Call("upload", {"file_id": file_id, "length": len(data)}, path=request.path))
+        return web.Response(text=f"OK - {len(data)}")
+
+    def uploaded(self) -> list[dict[str, Any]]:
+        """Completed uploads: ``{"file_id", "channel_id", "thread_ts", "bytes"}`` for each file shared."""
+        out = []
+        for c in self.of("files.completeUploadExternal"):
+            files = c.body.get("files")
+            if isinstance(files, str):
+                with contextlib.suppress(ValueError):
+                    files = json.loads(files)
+            for f in files or []:
+                fid = f.get("id") if isinstance(f, dict) else None
+                out.append({"file_id": fid, "channel_id": c.body.get("channel_id"),
+                            "thread_ts": c.body.get("thread_ts"), "bytes": self.uploads.get(fid or "", b"")})
+        return out
 
     async def _response_url(self, request: web.Request) -> web.Response:
         self._record(Call("response_url", await self._body(request), path=request.path))

@@ -95,6 +95,8 @@ def test_manifest_has_what_the_bot_relies_on(manifest) -> None:
         "teams",
         "label",
         "apply",
+        "spikes",
+        "digest",
         "settings",
     ):
         assert word in cmd["usage_hint"]
@@ -108,7 +110,10 @@ def test_manifest_has_what_the_bot_relies_on(manifest) -> None:
 
     scopes = manifest["oauth_config"]["scopes"]["bot"]
     assert {"commands", "chat:write", "app_mentions:read"} <= set(scopes)
-    assert set(scopes) <= {"commands", "chat:write", "app_mentions:read", "im:write", "users:read"}
+    # the watch (issue 9): DMs (im:write), chart uploads (files:write), users.lookupByEmail
+    assert {"im:write", "files:write", "users:read", "users:read.email"} <= set(scopes)
+    assert set(scopes) <= {"commands", "chat:write", "app_mentions:read", "im:write", "users:read",
+                           "users:read.email", "files:write"}
     assert len(scopes) == len(set(scopes))
 
 

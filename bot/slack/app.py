@@ -47,7 +47,8 @@ from handlers.render_slack import to_message
 log = logging.getLogger("costdna.slack")
 
 COMMAND = "/costdna"
-SCOPES = ["commands", "chat:write", "app_mentions:read"]  # manifests/slack.yaml
+SCOPES = ["commands", "chat:write", "app_mentions:read", "im:write", "files:write", "users:read",
+          "users:read.email"]  # manifests/slack.yaml
 HOME_MAX_BLOCKS = 100  # a Home tab view holds at most 100 blocks
 _SUFFIX = re.compile(r":\d+$")  # render_slack makes repeated action ids unique as x, x:1, x:2
 _MENTION = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>\s*)+")
@@ -96,9 +97,9 @@ def mention_text(text: str) -> str:
 
 
 def _model_for(kind: str) -> Any:
-    from storage.models import ChangeSet, Prompt, Scan
+    from storage.models import ChangeSet, Prompt, Scan, Spike
 
-    return {"scan": Scan, "changeset": ChangeSet, "prompt": Prompt}.get(kind)
+    return {"scan": Scan, "changeset": ChangeSet, "prompt": Prompt, "spike": Spike}.get(kind)
 
 
 class _Seen:
@@ -212,13 +213,71 @@ class SlackAdapter:
                 await respond(response_type="in_channel", replace_original=False, **msg)
                 return
             await self.track(tracks, res.get("channel") or channel, res.get("ts"))
+            await self.upload_image(client, card, res.get("channel") or channel or user,
+                                    thread_ts or res.get("ts"))
         except SlackApiError as e:
             log.error("slack: could not post %r to %s: %s", card.title[:60], channel or user,
                       e.response.get("error"))
 
     async def post_all(self, client: AsyncWebClient, reply: Reply, **where: Any) -> None:
+        from handlers.spikes import ROUTE
+
         for p in reply.posts:
+            if p.tracks and p.tracks[0] == ROUTE:  # a spike to deliver to its (new) owner, not here
+                await self.deliver_spike(client, int(p.tracks[1]))
+                continue
             await self.post(client, p.card, tracks=p.tracks, **where)
+
+    async def deliver_spike(self, client: AsyncWebClient, spike_id: int) -> None:
+        """Send a re-routed spike along its route (once: the spike's delivery is claimed first)."""
+        from bot.slack.alerts import SlackAlerts
+
+        try:
+            await SlackAlerts(self.svc.db, client).spike_alert(spike_id, None, client=client, claim=True)
+        except Exception:
+            log.exception("slack: delivering re-routed spike %s failed", spike_id)
+
+    async def sync_spike_messages(self, client: AsyncWebClient, action_id: str, value: str, card: Card,
+                                  clicked: str | None) -> None:
+        """After a decision on a spike, the other messages showing it (the team's other DMs, its channel)
+        show the same decided card as the one clicked."""
+        from handlers.watch_views import SPIKE_ACTIONS, SPIKE_EXPLAIN
+
+        if action_id not in SPIKE_ACTIONS or action_id == SPIKE_EXPLAIN:
+            return
+        head = value.split(".", 1)[0]
+        if not head.isdigit() or len(head) >= 19:
+            return
+        from storage.models import Spike
+
+        try:
+            async with self.svc.db.session() as s:
+                row = await s.get(Spike, int(head))
+                refs = list(row.chat_refs or []) if row is not None else []
+            msg = to_message(card)
+            for ref in refs:
+                if ref.get("platform") != "slack" or ref.get("ts") == clicked:
+                    continue
+                try:
+                    await client.chat_update(channel=ref["channel"], ts=ref["ts"], **msg)
+                except SlackApiError as e:
+                    log.info("slack: could not update spike message %s/%s: %s", ref.get("channel"), ref.get("ts"),
+                             e.response.get("error"))
+        except Exception:
+            log.exception("slack: updating the messages of spike %s failed", head)
+
+    async def upload_image(self, client: AsyncWebClient, card: Card, channel: str, ts: str | None) -> None:
+        """The card's chart in the thread of the message just posted (files_upload_v2)."""
+        from handlers.render_slack import image_upload
+
+        upload = image_upload(card)
+        if upload is None or not ts:
+            return
+        try:
+            await client.files_upload_v2(channel=channel, thread_ts=ts, **upload)
+        except Exception as e:
+            log.warning("slack: uploading the chart of %r failed: %s", card.title[:60],
+                        e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__)
 
 
 def build_slack_app(svc: Services, settings: Any, *, client: AsyncWebClient | None = None,
@@ -290,10 +349,15 @@ def register(app: AsyncApp, ad: SlackAdapter) -> None:
 
         if reply.replace is not None:
             await replace_clicked(ad, client, body, respond, reply.replace)
+            await ad.sync_spike_messages(client, strip_action_id(action.get("action_id", "")), action_value(action),
+                                         reply.replace, clicked=container.get("message_ts"))
         if reply.ephemeral is not None:
             note = dataclasses.replace(reply.ephemeral, ephemeral=True)
             await ad.post(client, note, channel=channel, user=who.user_id)
-        await ad.post_all(client, reply, channel=channel, user=who.user_id)
+        # what a click posts (an explanation, a question) goes in the clicked message's thread
+        thread = None if container.get("is_ephemeral") or container.get("type") == "view" else container.get(
+            "message_ts")
+        await ad.post_all(client, reply, channel=channel, user=who.user_id, thread_ts=thread)
 
     @app.event("app_mention")
     async def on_mention(body: dict, event: dict, client: AsyncWebClient) -> None:

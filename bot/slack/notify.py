@@ -9,6 +9,10 @@ Progress is throttled to one update per message every two seconds (Slack allows 
 second per channel, and a scan reports progress twice a second); the final state always goes out.
 A notifier never fails a job: every error is logged and swallowed, and a slow or rate-limited Slack
 delays a progress update by at most a few seconds before it is dropped.
+
+The watch's events (``spike.alert``, ``spike.storm``, ``digest.ready``) are handed to
+:class:`bot.slack.alerts.SlackAlerts` (same client, same token rules), so registering this notifier is
+all it takes to deliver alerts and digests from a process.
 """
 
 from __future__ import annotations
@@ -51,8 +55,19 @@ class SlackNotifier:
         self.interval_s, self.clock = interval_s, clock
         self.last: dict[tuple[str, str], float] = {}  # (channel, ts) -> when it was last updated
         self.last_row: dict[tuple[str, int], float] = {}
+        self.alerts: Any = None  # bot.slack.alerts.SlackAlerts, made on the first watch event
 
     async def __call__(self, kind: str, **payload: Any) -> None:
+        from bot.slack.alerts import KINDS
+
+        if kind in KINDS:
+            if self.alerts is None:
+                from bot.slack.alerts import SlackAlerts, workspace_token_resolver
+
+                self.alerts = SlackAlerts(self.db, self.client, token_for=None if self.client.token
+                                          else workspace_token_resolver(self.db))
+            await self.alerts(kind, **payload)  # never raises
+            return
         target = _target(kind, payload)
         if target is None:
             return

@@ -48,6 +48,8 @@ class SynthSummary:
     flow_records: int = 0
     deploys: int = 0
     bytes: int = 0
+    spikes_truth: Path | None = None  # out/spikes_truth.csv: planted spikes, rhythms, shifts
+    spikes: int = 0  # rows in it
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -254,9 +256,11 @@ def generate(
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> SynthSummary:
-    """Write ``out/bundle/`` (every export format) and ``out/truth.csv``; same seed, same bytes.
+    """Write ``out/bundle/`` (every export format), ``out/truth.csv`` and ``out/spikes_truth.csv``.
 
-    ``out/bundle`` and ``out/truth.csv`` are replaced if they exist; nothing else under ``out`` is touched.
+    Same seed, same bytes. Planted cost spikes, rhythms and cold-start launches are always in (see
+    ``org.PlantedSpike``); ``spikes_truth.csv`` is their ground truth (``writers.write_spikes_truth``).
+    ``out/bundle`` and both truth files are replaced if they exist; nothing else under ``out`` is touched.
     """
     global _STATE
     t0 = time.perf_counter()
@@ -282,6 +286,8 @@ def generate(
 
     t = time.perf_counter()
     W.write_truth(org, truth)
+    spikes_truth = out / "spikes_truth.csv"
+    n_spikes = W.write_spikes_truth(org, spikes_truth)
     W.write_resources_json(org, bundle / "resources.json")
     W.write_iam_json(org, bundle / "iam.json")
     W.write_network_json(org, bundle / "network.json")
@@ -336,6 +342,7 @@ def generate(
         out=out, bundle=bundle, truth=truth, resources=len(org.resources), events=events, cost_rows=cost_rows,
         files=files + len(cur_files) + flow_files + len(static) + 1, teams=org.team_names, seconds=seconds,
         flow_records=flows, deploys=n_deploys, bytes=nbytes + truth.stat().st_size, timings=timings,
+        spikes_truth=spikes_truth, spikes=n_spikes,
     )  # fmt: skip
 
 

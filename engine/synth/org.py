@@ -233,6 +233,11 @@ _CLIENT_TYPES = frozenset({"ec2", "ecs", "lambda"})
 _SERVER_PORTS = {"rds": 5432, "alb": 443, "ec2": 8080, "ecs": 8080}
 _INSTANCE_TYPES = (("t3.medium", .0416), ("m5.large", .096), ("m5.xlarge", .192), ("c5.2xlarge", .34),
                    ("r5.large", .126), ("m6i.2xlarge", .384))  # fmt: skip
+# Planted spikes (issue 9): target types whose cost is a base level, and what engineers launch by hand.
+SPIKE_TYPES = frozenset({"ec2", "rds", "ecs"})
+COLDSTART_TYPES = (("p3.2xlarge", 3.06), ("p4d.24xlarge", 32.7726), ("g5.12xlarge", 5.672),
+                   ("m5.24xlarge", 4.608), ("p3.8xlarge", 12.24), ("g5.48xlarge", 16.288))  # fmt: skip
+_COLD_NOUNS = ("gpu", "train", "bench", "experiment", "scratch", "big")
 _DB_CLASSES = (
     ("db.t3.medium", 0.068),
     ("db.m5.large", 0.171),
@@ -447,6 +452,36 @@ class Plan:
 
 
 @dataclass(slots=True)
+class PlantedSpike:
+    """A cost jump planted on purpose, with its cause: what the watch must find and explain.
+
+    ``deploy``: the owner's deploy naming the resource lands 0-3 h before it; ``nocause``: no deploy
+    names it (other teams deploy other resources around it); ``coldstart``: an engineer launches an
+    expensive instance through the shared SSO role (cost from its launch hour, no history at all).
+    """
+
+    kind: str
+    res: int
+    h0: int  # first anomalous hour
+    h1: int  # end hour, exclusive (the window's end for a level shift or a launch)
+    ratio: float  # nominal multiplier of the resource's level (coldstart: 0, the level is its price)
+    team: str  # owner
+    commit: str = ""
+    repo: str = ""
+    actor: str = ""  # deploy actor (CI role or person), or the launching engineer's e-mail
+
+
+@dataclass(slots=True)
+class Rhythm:
+    """A regular, material cost pattern (nightly batch, weekly job) present from the first day."""
+
+    res: int
+    kind: str  # nightly (01:00-03:59 UTC every day) | weekly (06:00-11:59 UTC on the first day's weekday)
+    factor: float
+    windows: list[tuple[int, int]]  # [h0, h1) hours at factor x the level
+
+
+@dataclass(slots=True)
 class Org:
     params: OrgParams
     teams: list[Team]
@@ -461,6 +496,8 @@ class Org:
     sso_suffix: dict[str, tuple[str, str]]  # account -> (power hex, readonly hex)
     people_team: dict[str, str]  # email -> team
     by_name: dict[str, Team]
+    spikes: list[PlantedSpike] = field(default_factory=list)  # planted cost spikes (ground truth)
+    rhythms: list[Rhythm] = field(default_factory=list)  # regular cost rhythms that must not alert
 
     @property
     def team_names(self) -> list[str]:
@@ -574,6 +611,8 @@ class _Builder:
         self.people_team: dict[str, str] = {}
         self.person_weight: dict[str, float] = {}
         self._person_ips: dict[str, str] = {}
+        self.spikes: list[PlantedSpike] = []
+        self.rhythms: list[Rhythm] = []
 
     # ---- ids and names
 
@@ -1366,6 +1405,219 @@ class _Builder:
                 for q in pick(r.team, r, 1):
                     pair(r, q, 0.3, h0, H)
 
+    # ---- planted cost spikes (the watch's ground truth)
+
+    def plant_spikes(self) -> None:
+        """Spikes (after the owner's deploy, or with no cause), rhythms and expensive cold-start launches.
+
+        Uses its own RNG and runs after everything else, so the rest of the organisation (and the
+        ownership quality measured on it) is the same as without them. Targets are clean resources
+        whose cost is a flat-ish base (EC2 not stopped at night, RDS, ECS): a multiple of their level
+        is a material jump, and their owner is known.
+        """
+        p, H, epoch = self.p, self.hours, self.p.epoch
+        if H < 48 or not self.teams:
+            return
+        rnd = random.Random(p.seed * 1_000_003 + 0x5B1E)
+        n = len(self.resources)
+        lo = 96 if H >= 144 else int(H * 0.4)  # spikes need history before them (the detector's warm-up)
+        hi = H - 4
+
+        def level(r: Resource) -> float:
+            return float(r.attrs["price"]) if "price" in r.attrs else 0.27  # ECS: base 0.04-0.5 $/h
+
+        # (not on a copy-pasted wrong tag: the benchmark measures the watch, not the tag hygiene)
+        cands = [r for r in self.resources if r.kind == "clean" and r.rtype in SPIKE_TYPES and r.schedule != "office"
+                 and level(r) >= 0.09 and (r.created_hour is None or r.created_hour + 72 <= lo)
+                 and r.tag_correct is not False]  # fmt: skip
+        rnd.shuffle(cands)
+        want = [("deploy", max(2, round(n / 100))), ("nocause", max(1, round(n / 200))),
+                ("nightly", max(1, round(n / 300))), ("weekly", max(1, round(n / 400)))]  # fmt: skip
+        picked: dict[str, list[Resource]] = {}
+        k = 0
+        for kind, count in want:
+            picked[kind] = cands[k:k + count]
+            k += count
+        used = {r.idx for rs in picked.values() for r in rs}
+        res_deploys: dict[int, list[int]] = defaultdict(list)
+        repo_team = {repo: t.name for t in self.teams for repo in t.repos}
+        team_deploys: dict[str, list[int]] = defaultdict(list)
+        for d in self.deploys:
+            for i in d.resources:
+                res_deploys[i].append(d.time)
+            team_deploys[repo_team.get(d.repo, "")].append(d.time)
+        commits = {d.commit for d in self.deploys}
+
+        def busy(times: list[int], a: int, b: int) -> bool:
+            return any(a <= x < b for x in times)
+
+        def commit() -> str:
+            while True:
+                c = _hex(rnd, 7)
+                if c not in commits:
+                    commits.add(c)
+                    return c
+
+        def window(s: int) -> tuple[int, float]:
+            if rnd.random() < 0.25:  # a level shift that stays
+                return H, rnd.uniform(3.0, 6.0)
+            return min(H, s + rnd.randint(3, 24)), rnd.uniform(3.0, 15.0)
+
+        def deploy(r: Resource, actor: str, pid: int, t: int, c: str) -> None:
+            h, sec = divmod(t - epoch, 3600)
+            self.schedule(h, min(3599, sec + 30), r, pid, "deploy")
+            self.deploys.append(DeployRec(t, r.repo, c, actor, _pipeline(r.repo), [r.idx]))
+            res_deploys[r.idx].append(t)
+            team_deploys[r.team].append(t)
+
+        def office_hour(team: Team, a: int, b: int) -> int | None:
+            """An hour in [a, b] that is a weekday office hour of the team (None after many tries)."""
+            for _ in range(80):
+                day = rnd.randrange(max(1, H // 24))
+                if (p.start + timedelta(days=day)).weekday() >= 5:
+                    continue
+                h = int(day * 24 + rnd.uniform(9.5, 17.0) - TIMEZONES[team.tz] - p.start.hour)
+                if a <= h <= b:
+                    return h
+            return None
+
+        for r in picked["deploy"]:
+            t = self.by_name[r.team]
+            for _ in range(60):
+                hd = office_hour(t, lo - 3, hi - 1)
+                if hd is None:
+                    break
+                s = hd + rnd.choice((1, 1, 2, 2, 3))  # the jump starts 0-3 h after the deploy
+                if not lo <= s <= hi:
+                    continue
+                e, ratio = window(s)
+                td = epoch + hd * 3600 + rnd.randrange(3600)
+                if not busy(res_deploys[r.idx], td - 24 * 3600, epoch + e * 3600):
+                    break
+            else:
+                continue
+            if hd is None:
+                continue
+            if rnd.random() < 0.85:
+                actor, pid = t.ci_role, self.ci_pid(t.name, cfn=False)
+            else:
+                actor = rnd.choice(t.people)
+                pid = self.person_principal(actor, r.account)
+            c = commit()
+            deploy(r, actor, pid, td, c)
+            self.spikes.append(PlantedSpike("deploy", r.idx, s, e, ratio, r.team, c, r.repo, actor))
+
+        clean_by_team: dict[str, list[Resource]] = defaultdict(list)
+        for r in self.resources:
+            if r.kind == "clean" and r.idx not in used and r.repo:
+                clean_by_team[r.team].append(r)
+        for r in picked["nocause"]:
+            for _ in range(60):
+                s = rnd.randint(lo, hi)
+                e, ratio = window(s)
+                a = epoch + s * 3600
+                if not busy(res_deploys[r.idx], a - 24 * 3600, epoch + e * 3600) and not busy(
+                    team_deploys[r.team], a - 6 * 3600, a + 3600
+                ):
+                    break
+            else:
+                continue
+            # Unrelated deploys just before it: other teams, other resources (a naive explainer blames them).
+            others = [t for t in self.teams if t.name != r.team and clean_by_team.get(t.name)]
+            for _ in range(rnd.randint(1, 2) if others else 0):
+                t2 = rnd.choice(others)
+                alive = [q for q in clean_by_team[t2.name] if q.created_hour is None or q.created_hour < s - 4]
+                if not alive:
+                    continue
+                q = rnd.choice(alive)
+                deploy(q, t2.ci_role, self.ci_pid(t2.name, cfn=False), a - rnd.randrange(600, 3 * 3600), commit())
+            self.spikes.append(PlantedSpike("nocause", r.idx, s, e, ratio, r.team))
+
+        # Nightly batch 01:00-03:59 UTC; a weekly job 06:00-11:59 UTC on the window's first weekday (a
+        # Saturday when the window starts on one), so that both are in the data from the first day and a
+        # weekly baseline has seen one occurrence before it judges the next.
+        hod = (p.start.hour + np.arange(H)) % 24
+        dow = (p.start.weekday() + (p.start.hour + np.arange(H)) // 24) % 7
+        for kind, mask, (f0, f1) in (("nightly", (hod >= 1) & (hod <= 3), (5.0, 10.0)),
+                                     ("weekly", (dow == p.start.weekday()) & (hod >= 6) & (hod < 12), (5.0, 5.0))):  # fmt: skip
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+            wins = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+            for r in picked[kind]:
+                if wins:
+                    self.rhythms.append(Rhythm(r.idx, kind, round(rnd.uniform(f0, f1), 2), wins))
+
+        # Cold starts: an engineer launches an expensive instance through the shared SSO role. Untagged,
+        # no other evidence than the RunInstances call: its owner is the team of the person behind it.
+        # It takes the place of a sparse resource (created in the window, next to no calls), so the
+        # organisation keeps its size and its mix of kinds.
+        sparse = [r for r in self.resources if r.kind == "sparse" and r.team != UNOWNED]
+        rnd.shuffle(sparse)
+        pl, create = self.plan, CAT["create"]
+        by_hand: dict[int, tuple[int, int, str]] = {}  # sparse resource -> (hour, second, person) of its launch
+        for k, i in enumerate(pl.c_res):
+            pr = self.principals[pl.c_pid[k]]
+            if pl.c_cat[k] == create and pr.kind == "sso_power" and pr.person:
+                by_hand[i] = (pl.c_hour[k], pl.c_sec[k], pr.person)
+        # The least to change first: a sparse instance someone already launched by hand (same person, same
+        # hour, now an expensive type), then any sparse instance, then any sparse resource.
+        sparse.sort(key=lambda r: (r.rtype != "ec2" or r.idx not in by_hand or by_hand[r.idx][0] < 24,
+                                   r.rtype != "ec2"))  # fmt: skip
+        launches = []
+        for r in sparse[: max(1, round(n / 500))]:
+            hand = by_hand.get(r.idx)
+            if r.rtype == "ec2" and hand and hand[0] >= 24:
+                launches.append((r, hand[0], hand[1], hand[2]))
+                continue
+            h = office_hour(self.by_name[r.team], max(lo, H // 2), H - 6)
+            if h is not None:
+                people = sorted(self.by_name[r.team].people)
+                email = rnd.choices(people, weights=[self.person_weight[x] for x in people])[0]
+                launches.append((r, h, rnd.randrange(3600), email))
+        self.forget({r.idx for r, *_ in launches})
+        for r, h, sec, email in launches:
+            t = self.by_name[r.team]
+            itype, price = rnd.choice(COLDSTART_TYPES)
+            r.created_hour, r.activity, r.home = h, 0.0, t.name
+            r.schedule, r.parent = "flat", None
+            r.tags, r.prev_tags, r.tag_key, r.tag_value, r.tag_correct = {}, None, "", "", None
+            if r.rtype == "ec2":  # keep the instance (id, network), make it a big one
+                r.attrs.update(itype=itype, price=str(price))
+            else:
+                r.rtype, r.account, r.region, r.enis = "ec2", t.account, HOME_REGION, []
+                r.name = self.uid("i-")
+                r.attrs = {"Name": self.unique_name(f"{rnd.choice(t.words)}-{rnd.choice(_COLD_NOUNS)}"),
+                           "itype": itype, "price": str(price), "image": self.uid("ami-")}  # fmt: skip
+                r.arn = build_arn("ec2:instance", r.name, r.region, r.account)
+                vpc = self.vpc_for(t.name, r.region)
+                sub = rnd.choice(vpc.subnets)
+                r.vpc_id, r.subnet_id, r.az = vpc.vpc_id, sub.subnet_id, sub.az
+                self.add_eni(r, sub, self.sg_for(vpc, t.name), "interface", "", instance=r.name)
+            self.schedule(h, sec, r, self.person_principal(email, r.account), "create")
+            self.spikes.append(PlantedSpike("coldstart", r.idx, h, H, 0.0, t.name, actor=email))
+        self.spikes.sort(key=lambda x: (x.h0, x.res))
+        self.deploys.sort(key=lambda d: (d.time, d.repo, d.commit))
+
+    def forget(self, gone: set[int]) -> None:
+        """Drop every planned call, flow, deploy and policy mention of the resources ``gone`` (to reuse them)."""
+        if not gone:
+            return
+        pl = self.plan
+        for cols, keep in (
+            (("c_hour", "c_sec", "c_res", "c_pid", "c_cat"), [k for k, x in enumerate(pl.c_res) if x not in gone]),
+            (("f_src", "f_dst", "f_rate", "f_h0", "f_h1"),
+             [k for k, (a, b) in enumerate(zip(pl.f_src, pl.f_dst, strict=True)) if a not in gone and b not in gone]),
+            (("s_res", "s_group", "s_cat", "s_rate", "s_h0", "s_h1", "s_shape", "s_err"),
+             [k for k, x in enumerate(pl.s_res) if x not in gone]),
+        ):  # fmt: skip
+            for name in cols:
+                col = getattr(pl, name)
+                setattr(pl, name, [col[k] for k in keep])
+        for d in self.deploys:
+            d.resources[:] = [i for i in d.resources if i not in gone]
+        self.deploys = [d for d in self.deploys if d.resources]
+        for rd in self.roles.values():
+            rd.resources -= gone
+
     def build(self) -> Org:
         self.build_teams()
         self.build_resources()
@@ -1377,9 +1629,11 @@ class _Builder:
         for acct in sorted({t.account for t in self.teams}):
             for kind in ("custodian", "backup", "scanner", "config"):
                 self.noise_group(kind, acct)
+        # Last, so that everything above is the same with or without planted spikes.
+        self.plant_spikes()
         org = Org(self.p, self.teams, self.roles, self.principals, self.groups, self.resources, self.vpcs,
                   self.plan, self.deploys, sorted({t.account for t in self.teams}), self.sso, self.people_team,
-                  self.by_name)  # fmt: skip
+                  self.by_name, self.spikes, self.rhythms)  # fmt: skip
         return org
 
 

@@ -17,7 +17,7 @@ import gzip
 import hashlib
 import io
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -581,6 +581,59 @@ def write_truth(org: Org, path: Path) -> None:
                         r.tag_value, "" if not tagged else int(bool(r.tag_correct))))  # fmt: skip
 
 
+SPIKES_TRUTH_COLUMNS = ("arn", "kind", "start", "end", "owner_team", "cause_commit", "cause_repo", "cause_actor",
+                        "ratio", "level_usd_per_hour")  # fmt: skip
+
+
+def write_spikes_truth(org: Org, path: Path, cm: CostModel | None = None) -> int:
+    """``spikes_truth.csv``: every planted spike, rhythm and legitimate level change, for the watch benchmark.
+
+    kind: ``deploy`` (cause_* name the owner's deploy before it), ``nocause`` (nothing names the resource:
+    the right answer is "no cause found"), ``coldstart`` (an engineer's launch through the shared SSO role;
+    cause_actor is the engineer's e-mail, owner_team their team), ``rhythm`` (nightly or weekly pattern
+    that must not alert; start/end empty), ``shift`` (a legitimate new level that is neither a miss nor a
+    false alert when flagged: a resource created inside the window at >= $0.45/h, or an ownership switch
+    whose cost phase moves by 2x or more). start/end: ISO 8601 UTC hours, end exclusive. ratio: the
+    effective multiplier of the level (coldstart: none); level_usd_per_hour: the level before it
+    (coldstart: the on-demand price it runs at).
+    """
+    cm = cm or cost_model(org)
+    epoch, H = org.params.epoch, org.params.hours
+    rows: list[tuple] = []
+    for sp in org.spikes:
+        i = sp.res
+        lvl = cm.base[i] * float(cm.shape_rows[cm.shape[i], max(0, sp.h0 - 168):sp.h0].mean()) if sp.h0 > 0 else cm.base[i]
+        ratio = f"{cm.factor[i]:.2f}" if i in cm.factor else ""
+        if sp.kind == "coldstart":
+            lvl = cm.base[i]
+        rows.append((org.resources[i].arn, sp.kind, iso(epoch + sp.h0 * 3600), iso(epoch + sp.h1 * 3600), sp.team,
+                     sp.commit, sp.repo, sp.actor, ratio, f"{lvl:.4f}"))  # fmt: skip
+    for rh in org.rhythms:
+        i = rh.res
+        rows.append((org.resources[i].arn, "rhythm", "", "", org.resources[i].team, "", "", "", f"{rh.factor:.2f}",
+                     f"{cm.base[i]:.4f}"))  # fmt: skip
+    planted = {sp.res for sp in org.spikes} | {rh.res for rh in org.rhythms}
+    for r in org.resources:
+        i = r.idx
+        if i in planted:
+            continue
+        if r.created_hour is not None and 0 < r.created_hour < H:
+            scale = max(1.0, float(cm.after_scale[i])) if cm.switch[i] < H else 1.0
+            peak = cm.base[i] * float(cm.shape_rows[cm.shape[i], r.created_hour:].max()) * scale
+            if peak >= SHIFT_NEW_USD_PER_HOUR:
+                rows.append((r.arn, "shift", iso(epoch + r.created_hour * 3600), iso(epoch + H * 3600), r.team,
+                             "", "", "", "", f"{peak:.4f}"))  # fmt: skip
+        if cm.switch[i] < H and (cm.after_scale[i] >= 2.0 or cm.after_scale[i] <= 0.5):
+            rows.append((r.arn, "shift", iso(epoch + int(cm.switch[i]) * 3600), iso(epoch + H * 3600), r.team,
+                         "", "", "", f"{cm.after_scale[i]:.2f}", f"{cm.base[i]:.4f}"))  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(SPIKES_TRUTH_COLUMNS)
+        w.writerows(rows)
+    return len(rows)
+
+
 def write_resources_json(org: Org, path: Path) -> int:
     """``resourcegroupstaggingapi get-resources``: only resources that carry tags are listed."""
     items = [
@@ -813,6 +866,16 @@ class CostModel:
     switch: np.ndarray  # hour the second phase starts (hours+1 when none)
     after_scale: np.ndarray
     price: np.ndarray  # reference price for usage_amount (0: amount is hours)
+    mult_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # resources with multipliers
+    mult: np.ndarray = field(default_factory=lambda: np.ones((0, 0)))  # (len(mult_idx), hours) cost multipliers
+    factor: dict[int, float] = field(default_factory=dict)  # planted spike resource -> effective multiplier
+
+
+SPIKE_MIN_EXTRA = 1.0  # $/h: a planted jump adds at least this much, whatever the nominal ratio says
+SPIKE_MAX_RATIO = 40.0
+# A resource created in the window whose base cost peaks at or above this ($/h, a little under the
+# detector's 0.50 cold-start "info" line: calls add a few cents) may be flagged from its first hours.
+SHIFT_NEW_USD_PER_HOUR = 0.45
 
 
 def cost_model(org: Org) -> CostModel:
@@ -829,6 +892,7 @@ def cost_model(org: Org) -> CostModel:
     after = np.ones(n)
     price = np.zeros(n)
     u = rng.random((n, 3))
+    cold = {s.res for s in org.spikes if s.kind == "coldstart"}  # billed at their on-demand price
     for r in org.resources:
         i, a, t = r.idx, r.attrs, r.rtype
         price[i] = _CUR_PRODUCT[t][3]
@@ -859,7 +923,7 @@ def cost_model(org: Org) -> CostModel:
         elif r.schedule == "office":
             home = org.by_name.get(r.home)
             shape[i] = 2 + (home.tz if home else 0)
-        if r.kind == "sparse":
+        if r.kind == "sparse" and i not in cold:
             base[i] *= 0.3
             unit[i] *= 0.5
         if r.created_hour is not None:
@@ -867,7 +931,26 @@ def cost_model(org: Org) -> CostModel:
         if r.switch_hour is not None:
             switch[i] = r.switch_hour
             after[i] = 0.7 + 0.9 * u[i, 2]
-    return CostModel(base, unit, shape, rows, alive, switch, after, price)
+    # Planted spikes and rhythms multiply a resource's whole cost in their hours. A spike's ratio is
+    # raised where needed so that it adds at least SPIKE_MIN_EXTRA $/h over the level before it.
+    windows: dict[int, list[tuple[int, int, float]]] = defaultdict(list)
+    factor: dict[int, float] = {}
+    for sp in org.spikes:
+        if sp.kind == "coldstart":
+            continue
+        i = sp.res
+        lvl = base[i] * float(rows[shape[i], max(0, sp.h0 - 168):sp.h0].mean()) if sp.h0 > 0 else base[i]
+        f = max(sp.ratio, 1.0 + SPIKE_MIN_EXTRA / lvl) if lvl > 0 else sp.ratio
+        factor[i] = f = min(f, SPIKE_MAX_RATIO)
+        windows[i].append((sp.h0, sp.h1, f))
+    for rh in org.rhythms:
+        windows[rh.res] += [(a, b, rh.factor) for a, b in rh.windows]
+    idx = np.array(sorted(windows), np.int64)
+    mult = np.ones((len(idx), H))
+    for k, i in enumerate(idx.tolist()):
+        for a, b, f in windows[i]:
+            mult[k, a:b] *= f
+    return CostModel(base, unit, shape, rows, alive, switch, after, price, idx, mult, factor)
 
 
 def _billing_periods(org: Org) -> list[tuple[str, int, int]]:
@@ -975,12 +1058,17 @@ def write_cur(org: Org, counts: np.ndarray, bundle: Path) -> tuple[int, list[Pat
             scale = np.where(hrs[None, :] >= cm.switch[:, None], cm.after_scale[:, None], 1.0)
             cost = (cm.base[:, None] * cm.shape_rows[cm.shape][:, h0:h1] * scale * alive
                     + cm.unit[:, None] * counts[:, h0:h1])  # fmt: skip
+            hours_used = np.ones_like(cost)  # instance-hours behind a time-priced line (more of them in a spike)
+            if len(cm.mult_idx):
+                cost[cm.mult_idx] *= cm.mult[:, h0:h1]
+                hours_used[cm.mult_idx] = cm.mult[:, h0:h1]
             cost = np.round(cost, 8)
             ct = cost.T  # hour-major rows
             hh, rr = np.nonzero(ct > 0)
             c = ct[hh, rr]
             hour = hh + h0
-            amount = np.where(cm.price[rr] > 0, c / np.where(cm.price[rr] > 0, cm.price[rr], 1.0), 1.0)
+            amount = np.where(cm.price[rr] > 0, c / np.where(cm.price[rr] > 0, cm.price[rr], 1.0),
+                              hours_used.T[hh, rr])  # fmt: skip
             tags = np.where(hour >= cm.switch[rr], tag_after[rr], tag_before[rr])
             sp = np.zeros((len(accounts), len(RTYPES)))
             np.add.at(sp, (acct_i[rr], rtype_i[rr]), c)
