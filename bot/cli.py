@@ -249,6 +249,8 @@ label 1
 1
 apply
 1
+spikes
+digest
 """
 
 
@@ -256,8 +258,9 @@ apply
 def demo(
     seeds: Annotated[int, typer.Option(help="seeds for the closing benchmark")] = 2,
 ) -> None:
-    """Scan the synthetic demo account (SQLite, in-process jobs), show status, a short benchmark and a
-    scripted chat: status, a scan summary, a "who owns this?" answered, a tag change set approved."""
+    """Scan the synthetic demo account (SQLite, in-process jobs), show status, watch it for cost spikes,
+    a short benchmark and a scripted chat: status, a scan summary, a "who owns this?" answered, a tag
+    change set approved, the open spikes and the daily digest."""
     from engine.evaluate import benchmark_orgs
 
     t0 = time.perf_counter()
@@ -271,6 +274,9 @@ def demo(
     _run(_scan_account("demo", False, False, csv_path))
     out.print(f"predictions: [bold]{csv_path}[/]")
     status()
+    out.rule("[bold]watch[/]: the hourly watch over the same files — spikes, their owners and causes")
+    watch(once=True)
+    spikes(account="demo")
     out.rule("[bold]benchmark[/]: accuracy on resources whose owner was hidden from training")
     roots = [synthetic_bundle(s) for s in range(seeds)]
     with stage_progress() as cb:

@@ -19,6 +19,7 @@ never wins. Day granularity keeps an export split by date range whole.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,12 +120,38 @@ def _manifest_time(folder: Path) -> float:
     return max((m.stat().st_mtime for m in folder.glob("*anifest*.json")), default=0.0)
 
 
-def _fold(cf: CostFile, delivery: str, mtime: float) -> _Part:
-    t = cf.table
+def delivered_at(path: Path, manifest_time: float | None = None) -> float:
+    """When a cost file was delivered: it or a manifest beside it was last written, the later.
+
+    ``manifest_time`` is the folder's :func:`_manifest_time` when the caller already knows it.
+    """
+    if manifest_time is None:
+        manifest_time = _manifest_time(path.parent)
+    return max(path.stat().st_mtime, manifest_time)
+
+
+def bill_days(t: pa.Table) -> pa.Table:
+    """A cost table's (provider, account, day) per line item: the key a bill is counted once by."""
     day = pc.cast(pc.floor(pc.divide(pc.cast(pc.cast(t.column("start"), pa.int64()), pa.float64()), 86400.0)),
                   pa.int64())
-    base = pa.table({"provider": pc.fill_null(t.column("provider"), ""), "account": pc.fill_null(t.column("account"), ""),
-                     "day": day, "cost": t.column("cost"), "billed": t.column("billed")})
+    return pa.table({"provider": pc.fill_null(t.column("provider"), ""), "account": pc.fill_null(t.column("account"), ""),
+                     "day": day})
+
+
+def coverage_of(t: pa.Table, count: str | None = None) -> dict[Key, int]:
+    """Line items per (provider, account, day) of a table with those columns: each row one line item,
+    or ``count`` of them when that column says how many (an already grouped table)."""
+    if t.num_rows == 0:
+        return {}
+    g = t.group_by([*_BILL, "day"], use_threads=False).aggregate([(count, "sum")] if count else [([], "count_all")])
+    n = g.column(f"{count}_sum" if count else "count_all").to_pylist()
+    return {(p, a, int(d)): int(k)
+            for p, a, d, k in zip(*(g.column(c).to_pylist() for c in (*_BILL, "day")), n, strict=True)}
+
+
+def _fold(cf: CostFile, delivery: str, mtime: float) -> _Part:
+    t = cf.table
+    base = bill_days(t).append_column("cost", t.column("cost")).append_column("billed", t.column("billed"))
     no_res = pc.is_null(t.column("resource"))
     sums = [("cost", "sum"), ("billed", "sum")]
     # One thread: threads sum a group's line items in an order that varies from run to run, and the
@@ -136,10 +163,7 @@ def _fold(cf: CostFile, delivery: str, mtime: float) -> _Part:
     cats = base.append_column("category", t.column("category")).append_column("correction", t.column("correction"))
     cats = cats.group_by(["category", "correction", *_BILL, "day"], use_threads=False).aggregate(
         [*sums, ("cost", "count")])
-    coverage: dict[Key, int] = {}
-    for p, a, d, n in zip(*(cats.column(c).to_pylist() for c in (*_BILL, "day", "cost_count")), strict=True):
-        coverage[(p, a, d)] = coverage.get((p, a, d), 0) + n
-    return _Part(cf.path, delivery, mtime, daily, unattr, cats, coverage)
+    return _Part(cf.path, delivery, mtime, daily, unattr, cats, coverage_of(cats, "cost_count"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,27 +182,42 @@ def _day_range(days: list[int]) -> str:
     return d(lo) if lo == hi else f"{d(lo)}..{d(hi)}"
 
 
+def bill_winners(parts: Iterable[tuple[str, float, Mapping[Key, int]]]) -> dict[Key, tuple[str, set[str]]]:
+    """The delivery that counts for each bill-day two or more deliveries cover.
+
+    ``parts`` are (delivery, delivered at, line items per (provider, account, day)) per file; a
+    delivery's time is its newest file's. Returns key -> (winner, every delivery covering it), for
+    the contested keys only. The newest complete copy wins: a fragment (under half the line items
+    of the fullest copy, e.g. a few rows pasted into a file of their own) never replaces a whole
+    day of the bill; equal times go to the greater delivery name, so every reader picks the same.
+    """
+    when: dict[str, float] = {}
+    covered: dict[Key, dict[str, int]] = {}  # bill and day -> delivery -> line items
+    for delivery, mtime, coverage in parts:
+        when[delivery] = max(when.get(delivery, mtime), mtime)
+        for key, n in coverage.items():
+            per = covered.setdefault(key, {})
+            per[delivery] = per.get(delivery, 0) + n
+    out: dict[Key, tuple[str, set[str]]] = {}
+    for key, ds in covered.items():
+        if len(ds) < 2:
+            continue
+        most = max(ds.values())
+        winner = max((d for d, n in ds.items() if 2 * n >= most), key=lambda d: (when[d], d))
+        out[key] = (winner, set(ds))
+    return out
+
+
 def _drop_duplicates(parts: list[_Part], root: Path) -> tuple[dict[int, pa.Table], list[str]]:
     """For each part, the (provider, account, day) keys it loses to a newer delivery; and the notes."""
     deliveries: dict[str, list[int]] = {}
     for i, p in enumerate(parts):
         deliveries.setdefault(p.delivery, []).append(i)
-    when = {d: max(parts[i].mtime for i in idx) for d, idx in deliveries.items()}
-    covered: dict[Key, dict[str, int]] = {}  # bill and day -> delivery -> line items
-    for p in parts:
-        for key, n in p.coverage.items():
-            per = covered.setdefault(key, {})
-            per[p.delivery] = per.get(p.delivery, 0) + n
+    covered = bill_winners([(p.delivery, p.mtime, p.coverage) for p in parts])
     losing: dict[str, set[Key]] = {}
     pairs: dict[tuple[str, str, str, str], list[int]] = {}  # (loser, winner, provider, account) -> days
-    for key, ds in covered.items():
-        if len(ds) < 2:
-            continue
-        # The newest complete copy wins: a fragment (under half the line items of the fullest copy,
-        # e.g. a few rows pasted into a file of their own) never replaces a whole day of the bill.
-        most = max(ds.values())
-        winner = max((d for d, n in ds.items() if 2 * n >= most), key=lambda d: (when[d], d))
-        for d in set(ds) - {winner}:
+    for key, (winner, ds) in covered.items():
+        for d in ds - {winner}:
             losing.setdefault(d, set()).add(key)
             pairs.setdefault((d, winner, key[0], key[1]), []).append(key[2])
 
@@ -275,8 +314,7 @@ def load_costs(root: Path, issues: list[BundleIssue], say=lambda stage, frac: No
     for i, f in enumerate(files):
         cf = read_cost_file(f, issues)
         if cf is not None:
-            # delivered when the file or a manifest beside it was last written, the later
-            parts.append(_fold(cf, delivery_of(f, cf.format), max(f.stat().st_mtime, manifests[f.parent])))
+            parts.append(_fold(cf, delivery_of(f, cf.format), delivered_at(f, manifests[f.parent])))
             rows += cf.table.num_rows
             tags.update(cf.tags)
             formats.add(cf.format)

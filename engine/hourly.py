@@ -8,6 +8,12 @@ arrow columns; Python touches only the distinct ARNs and usage types.
 Daily exports carry one line per resource and day. They are spread evenly over the day's 24 hours, so
 a daily resource and an hourly one sit in the same matrix (``HourlySeries.daily`` says which ones
 are only known per day).
+
+A bundle may hold one bill twice (a CUR 2.0 and a FOCUS export of it, a second download
+``bill (1).csv``). The scan counts each bill-day once (``engine.costs``: per provider, account and
+day, the newest complete delivery); so does ``combine``, with the same rule and the same helpers,
+from what each part keeps of its file: its delivery, when it was delivered, the bill of each row
+and the line items it has per bill and day.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from engine.costs import Key, bill_days, bill_winners, coverage_of, delivered_at, delivery_of
 from engine.records import BundleIssue
 from engine.sources.cost import read_cost_file
 
@@ -54,14 +61,31 @@ class CostPart:
     cost: np.ndarray  # float64 amortized $ in that hour (daily rows spread evenly over 24 h)
     daily: bool
     usage_types: dict[str, str] = field(default_factory=dict)  # arn -> latest instance type seen
+    # What counting each bill once needs (engine.costs): without them (parts built by hand, bytes
+    # stored before they existed) the part is a delivery of its own that competes for no bill-day.
+    format: str = ""  # cur2 | cur | focus ...
+    delivery: str = ""  # engine.costs.delivery_of; "" = the part's own path
+    mtime: float = 0.0  # when delivered (engine.costs.delivered_at)
+    bills: list[tuple[str, str]] = field(default_factory=list)  # (provider, account)
+    bill: np.ndarray | None = None  # int32 index into bills, per row
+    coverage: dict[Key, int] = field(default_factory=dict)  # line items per (provider, account, day), all rows
+
+    @property
+    def delivery_key(self) -> str:
+        return self.delivery or f"{self.path}#part"
 
     def to_bytes(self) -> bytes:
         """Arrow IPC, zstd-compressed; ARNs travel as the dictionary of the resource column."""
         res = pa.DictionaryArray.from_arrays(pa.array(self.res, pa.int32()), pa.array(self.arns, pa.string()))
         meta = {b"path": self.path.encode(), b"daily": b"1" if self.daily else b"0",
-                b"usage_types": orjson.dumps(self.usage_types)}
-        table = pa.table({"res": res, "hour": pa.array(self.hours, pa.int64()), "cost": pa.array(self.cost, pa.float64())})
-        table = table.replace_schema_metadata(meta)
+                b"usage_types": orjson.dumps(self.usage_types), b"format": self.format.encode(),
+                b"delivery": self.delivery.encode(), b"mtime": repr(float(self.mtime)).encode(),
+                b"bills": orjson.dumps([list(b) for b in self.bills]),
+                b"coverage": orjson.dumps([[p, a, d, n] for (p, a, d), n in self.coverage.items()])}
+        cols = {"res": res, "hour": pa.array(self.hours, pa.int64()), "cost": pa.array(self.cost, pa.float64())}
+        if self.bill is not None:
+            cols["bill"] = pa.array(self.bill, pa.int32())
+        table = pa.table(cols).replace_schema_metadata(meta)
         sink = io.BytesIO()
         with ipc.new_stream(sink, table.schema, options=ipc.IpcWriteOptions(compression="zstd")) as w:
             w.write_table(table)
@@ -77,6 +101,7 @@ class CostPart:
             idx = res.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         else:  # an empty table reads back as an empty chunk
             arns, idx = [], np.zeros(0, np.int32)
+        bill = (table.column("bill").to_numpy().astype(np.int32) if "bill" in table.column_names else None)
         return cls(
             path=meta.get(b"path", b"").decode(),
             arns=arns,
@@ -85,6 +110,13 @@ class CostPart:
             cost=table.column("cost").to_numpy().astype(np.float64),
             daily=meta.get(b"daily") == b"1",
             usage_types=orjson.loads(meta.get(b"usage_types", b"{}")),
+            format=meta.get(b"format", b"").decode(),
+            delivery=meta.get(b"delivery", b"").decode() if bill is not None else "",
+            mtime=float(meta.get(b"mtime", b"0") or 0),
+            bills=[(p, a) for p, a in orjson.loads(meta.get(b"bills", b"[]"))],
+            bill=bill,
+            coverage={(p, a, int(d)): int(n) for p, a, d, n in orjson.loads(meta.get(b"coverage", b"[]"))}
+            if bill is not None else {},
         )
 
     @property
@@ -152,10 +184,17 @@ def read_cost_part(path: Path, issues: list[BundleIssue]) -> CostPart | None:
         return None
     table = cf.table
     n_all = table.num_rows
+    keys = bill_days(table)
+    coverage = coverage_of(keys)  # every line item, as engine.costs counts a delivery's share of a bill-day
     has_res = np.asarray(table.column("resource").is_valid())
     res_col = pc.dictionary_encode(table.column("resource").filter(pa.array(has_res))).combine_chunks()
     arns = res_col.dictionary.to_pylist()
     res = res_col.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    bill_col = pc.dictionary_encode(pc.binary_join_element_wise(
+        keys.column("provider").filter(pa.array(has_res)), keys.column("account").filter(pa.array(has_res)),
+        "\x1f")).combine_chunks()
+    bills = [tuple(b.split("\x1f", 1)) for b in bill_col.dictionary.to_pylist()]
+    bill = bill_col.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     secs = table.column("start").filter(pa.array(has_res)).cast(pa.int64()).to_numpy()
     cost = table.column("cost").filter(pa.array(has_res)).to_numpy().astype(np.float64)
     # Day granularity: every line starts at midnight and the file spans two days or more.
@@ -165,17 +204,20 @@ def read_cost_part(path: Path, issues: list[BundleIssue]) -> CostPart | None:
     if usage is not None and len(usage) != n_all:
         usage = None
     usage_types = _latest_types(usage, has_res, res, hours, arns) if usage is not None else {}
+    n_bills = max(len(bills), 1)
+    group = res * n_bills + bill  # (resource, bill): one resource seen in two accounts' bills stays apart
     if daily:  # spread each day evenly over its 24 hours
         hours = (hours[:, None] + np.arange(24)[None, :]).ravel()
-        res = np.repeat(res, 24)
+        group = np.repeat(group, 24)
         cost = np.repeat(cost / 24.0, 24)
-    hours, res, cost = _fold(hours, res, cost)
-    return CostPart(path=str(path), arns=arns, hours=hours, res=res.astype(np.int32), cost=cost, daily=daily,
-                    usage_types=usage_types)
+    hours, group, cost = _fold(hours, group, cost)
+    return CostPart(path=str(path), arns=arns, hours=hours, res=(group // n_bills).astype(np.int32), cost=cost,
+                    daily=daily, usage_types=usage_types, format=cf.format, delivery=delivery_of(path, cf.format),
+                    mtime=delivered_at(path), bills=bills, bill=(group % n_bills).astype(np.int32), coverage=coverage)
 
 
 def _fold(hours: np.ndarray, res: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum the lines of each (resource, hour); rows come back sorted by resource then hour."""
+    """Sum the lines of each (group, hour); rows come back sorted by group then hour."""
     if not len(hours):
         return hours.astype(np.int64), res.astype(np.int64), cost.astype(np.float64)
     h0 = int(hours.min())
@@ -184,6 +226,40 @@ def _fold(hours: np.ndarray, res: np.ndarray, cost: np.ndarray) -> tuple[np.ndar
     uniq, inv = np.unique(key, return_inverse=True)
     summed = np.bincount(inv, weights=cost, minlength=len(uniq))
     return uniq % span + h0, uniq // span, summed
+
+
+def counted_parts(parts: Iterable[CostPart]) -> list[CostPart]:
+    """What of the parts counts: the last part of each path, less the rows of bill-days another
+    delivery holds and wins (``engine.costs``' rule). Anything that sums stored parts (the digest's
+    daily cost too) sums these, or it counts a bill held twice twice."""
+    by_path: dict[str, CostPart] = {}
+    for p in parts:
+        by_path.pop(p.path, None)
+        by_path[p.path] = p
+    parts = list(by_path.values())
+    contested = bill_winners([(p.delivery_key, p.mtime, p.coverage) for p in parts])
+    if not contested:
+        return parts
+    out = []
+    for p in parts:
+        d = p.delivery_key
+        lost = [k for k in p.coverage if k in contested and contested[k][0] != d]
+        if not lost or p.bill is None:
+            out.append(p)
+            continue
+        index = {b: i for i, b in enumerate(p.bills)}
+        codes = np.array([index[(pr, a)] * _DAYS + day for pr, a, day in lost if (pr, a) in index], np.int64)
+        drop = np.isin(p.bill.astype(np.int64) * _DAYS + p.hours // 24, codes)
+        if drop.all():
+            continue
+        keep = ~drop
+        out.append(CostPart(path=p.path, arns=p.arns, hours=p.hours[keep], res=p.res[keep], cost=p.cost[keep],
+                            daily=p.daily, usage_types=p.usage_types, format=p.format, delivery=p.delivery,
+                            mtime=p.mtime, bills=p.bills, bill=p.bill[keep], coverage=p.coverage))
+    return out
+
+
+_DAYS = 1 << 32  # room for any epoch day in a (bill, day) code
 
 
 @dataclass
@@ -230,12 +306,10 @@ def combine(parts: Iterable[CostPart], window_hours: int = 28 * 24) -> HourlySer
     """Sum the parts into one series, keeping the newest ``window_hours`` hours.
 
     A path given twice keeps its last part: a changed export file replaces what was read before.
+    A bill-day that two deliveries hold (a CUR and a FOCUS export of one bill, a second download)
+    counts once, from the delivery the scan counts it from (``engine.costs.bill_winners``).
     """
-    by_path: dict[str, CostPart] = {}
-    for p in parts:
-        by_path.pop(p.path, None)
-        by_path[p.path] = p
-    parts_l = [p for p in by_path.values() if p.rows]
+    parts_l = [p for p in counted_parts(parts) if p.rows]
     if not parts_l:
         return HourlySeries(0, [], np.zeros((0, 0)), np.zeros(0, bool), np.zeros(0, bool), {})
     end = max(int(p.hours.max()) for p in parts_l) + 1

@@ -29,13 +29,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from engine.arns import resource_kind, short_id
 from engine.hourly import HourlySeries
 from engine.prices import hourly_price, normalize_type
+from engine.sources.changes import LAUNCHES, ChangeEvent
 
 SEVERITIES = ("info", "warning", "critical")
 RULES = frozenset({"statistical", "cold_start", "novelty", "early_warning"})
@@ -48,31 +49,6 @@ NOVELTY_HOURS = 24  # a change this many hours before an hour still makes it nov
 EXPECTED_TOLERANCE = 0.10  # "expected" levels suppress up to 10% above the marked level
 LAUNCHED_KINDS = frozenset({"ec2:instance", "rds:db", "rds:cluster", "elasticache:cluster",
                             "elasticache:replicationgroup"})
-_LAUNCHES_FALLBACK = frozenset({"RunInstances", "CreateDBInstance", "CreateDBCluster", "StartInstances",
-                                "RestoreDBInstanceFromDBSnapshot", "CreateCacheCluster", "CreateNodegroup"})
-
-
-class ChangeLike(Protocol):
-    """What detect reads of an engine.sources.changes.ChangeEvent (duck-typed, so tests need no reader)."""
-
-    time: float
-    event_id: str
-    event_name: str
-    actor: str
-    person: str | None
-    resources: tuple[str, ...]
-    instance_type: str | None
-
-
-def _launch_names() -> frozenset[str]:
-    try:
-        from engine.sources.changes import LAUNCHES
-
-        return frozenset(LAUNCHES)
-    except ImportError:  # the changes reader is optional for the detector itself
-        return _LAUNCHES_FALLBACK
-
-
 @dataclass
 class SpikeConfig:
     z: float = 4.0
@@ -296,7 +272,7 @@ def chart_points(series: HourlySeries, arn: str, hours: int = 72,
 # novelty from CloudTrail changes
 
 
-def _novelty(series: HourlySeries, changes: Sequence[ChangeLike], launches: frozenset[str]
+def _novelty(series: HourlySeries, changes: Sequence[ChangeEvent], launches: frozenset[str]
              ) -> dict[int, list[tuple[int, str, str]]]:
     """Row -> [(epoch hour of the change, reason, event id)] for novel changes on known resources.
 
@@ -370,7 +346,7 @@ def _hour_label(epoch_hour: int) -> str:
     return datetime.fromtimestamp(epoch_hour * 3600, UTC).strftime("%a %H:00")
 
 
-def detect(series: HourlySeries, *, since_hour: int | None = None, changes: Sequence[ChangeLike] = (),
+def detect(series: HourlySeries, *, since_hour: int | None = None, changes: Sequence[ChangeEvent] = (),
            expected: Mapping[str, float] | None = None, config: SpikeConfig | None = None) -> list[Spike]:
     """Spikes overlapping hours >= ``since_hour`` (None: all), sorted by start then ARN.
 
@@ -379,7 +355,7 @@ def detect(series: HourlySeries, *, since_hour: int | None = None, changes: Sequ
     cfg = config or SpikeConfig()
     expected = expected or {}
     rules = cfg.rules
-    launches = _launch_names()
+    launches = LAUNCHES
     n, h = series.cost.shape if series.cost.ndim == 2 else (0, 0)
     spikes: list[Spike] = []
     launch_by_arn = _launch_events(changes, launches, cfg)
@@ -391,10 +367,10 @@ def detect(series: HourlySeries, *, since_hour: int | None = None, changes: Sequ
     return spikes
 
 
-def _launch_events(changes: Sequence[ChangeLike], launches: frozenset[str], cfg: SpikeConfig
-                   ) -> dict[str, tuple[ChangeLike, str, float]]:
+def _launch_events(changes: Sequence[ChangeEvent], launches: frozenset[str], cfg: SpikeConfig
+                   ) -> dict[str, tuple[ChangeEvent, str, float]]:
     """ARN -> (first launch event, type, list $/h) for launches of a priced type."""
-    out: dict[str, tuple[ChangeLike, str, float]] = {}
+    out: dict[str, tuple[ChangeEvent, str, float]] = {}
     for ev in changes:
         if ev.event_name not in launches or ev.time is None:
             continue
@@ -410,13 +386,13 @@ def _launch_events(changes: Sequence[ChangeLike], launches: frozenset[str], cfg:
     return out
 
 
-def _launch_reason(ev: ChangeLike, itype: str, price: float) -> str:
+def _launch_reason(ev: ChangeEvent, itype: str, price: float) -> str:
     who = ev.person or ev.actor
     return f"launched {itype} (${price:,.2f}/h list)" + (f" by {who}" if who else "")
 
 
 def _early_warnings(series: HourlySeries, since_hour: int | None,
-                    launch_by_arn: Mapping[str, tuple[ChangeLike, str, float]], cfg: SpikeConfig) -> list[Spike]:
+                    launch_by_arn: Mapping[str, tuple[ChangeEvent, str, float]], cfg: SpikeConfig) -> list[Spike]:
     out = []
     for arn, (ev, itype, price) in launch_by_arn.items():
         if price < cfg.cold_warning:
@@ -438,9 +414,9 @@ def _early_warnings(series: HourlySeries, since_hour: int | None,
     return out
 
 
-def _detect_cost(series: HourlySeries, since_hour: int | None, changes: Sequence[ChangeLike],
+def _detect_cost(series: HourlySeries, since_hour: int | None, changes: Sequence[ChangeEvent],
                  expected: Mapping[str, float], cfg: SpikeConfig, rules: frozenset[str], launches: frozenset[str],
-                 launch_by_arn: Mapping[str, tuple[ChangeLike, str, float]]) -> list[Spike]:
+                 launch_by_arn: Mapping[str, tuple[ChangeEvent, str, float]]) -> list[Spike]:
     cost = series.cost
     n, h = cost.shape
     first, valid = _valid(series)
@@ -542,7 +518,7 @@ def _detect_cost(series: HourlySeries, since_hour: int | None, changes: Sequence
 def _make_spike(series: HourlySeries, i: int, a: int, z_: int, kind: str, cols: np.ndarray, mids: np.ndarray,
                 scores: np.ndarray, fromw: np.ndarray, first: int, last_col: int, cfg: SpikeConfig,
                 nov_reason: Mapping[tuple[int, int], list[tuple[str, str]]],
-                launch_by_arn: Mapping[str, tuple[ChangeLike, str, float]]) -> Spike | None:
+                launch_by_arn: Mapping[str, tuple[ChangeEvent, str, float]]) -> Spike | None:
     arn = series.arns[i]
     span = np.arange(a, z_ + 1)
     vals = series.cost[i, span]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.costs import delivery_of
 from engine.hourly import CostPart, combine, read_cost_part
 from engine.records import BundleIssue, Deploy
 from engine.sources.cloudtrail import cloudtrail_files
@@ -120,7 +121,9 @@ def read_new(root: Path, files: list[SeenFile], workers: int | None = None) -> W
         iss: list[BundleIssue] = []
         part = read_cost_part(root / f.path, iss)
         if part is not None:
-            part.path = f.path
+            part.path = f.path  # relative: the same delivery wherever the bundle is mounted
+            if part.delivery:
+                part.delivery = delivery_of(Path(f.path), part.format)
         return part, iss
 
     if len(cost) > 1 and n_workers > 1:
@@ -207,56 +210,32 @@ def owners_from_scan(result: ScanResult) -> dict[str, tuple[str, float, str]]:
     return out
 
 
-def _identity_keys(actor: str | None, person: str | None) -> list[str]:
-    from engine.creators import identity_keys
-
-    return identity_keys(actor, person)
-
-
 def creator_teams(changes: Sequence[ChangeEvent], deploys: Sequence[Deploy],
                   owners: Mapping[str, tuple[str, float, str]]
                   ) -> tuple[dict[str, tuple[float, str, str | None]], dict[str, tuple[str, float]]]:
     """(creators: arn -> (time, actor, person), teams: identity -> (team, confidence)) from the changes.
 
-    Who created a resource is its earliest launch / Create* event; which team an identity works for
-    comes from the resources it changed whose owner is known with confidence (engine.creators).
+    engine.creators does both, as the scan does: who created a resource is its earliest creating
+    event (engine.activity's CREATE), which team an identity works for comes from the resources it
+    changed whose owner is known with confidence. The watch adds what deploy records say their
+    actors touched.
     """
-    from engine.creators import person_teams
+    from engine.creators import acts_of_changes, creators_of_changes, person_teams
 
     owner_of = {a: t for a, (t, c, src) in owners.items() if t and (c >= CONFIDENT_OWNER or src in ("tag", "label"))}
-    acts: list[tuple[str, str]] = []
-    creators: dict[str, tuple[float, str, str | None]] = {}
-    for ev in changes:
-        keys = _identity_keys(ev.actor, ev.person)
-        for arn in ev.resources:
-            acts += [(k, arn) for k in keys]
-            if getattr(ev, "is_launch", False) or ev.event_name.startswith("Create") or ev.event_name == "RunInstances":
-                prev = creators.get(arn)
-                if prev is None or ev.time < prev[0]:
-                    creators[arn] = (ev.time, ev.actor, ev.person)
-    for d in deploys:
-        if d.actor:
-            acts += [(d.actor, arn) for arn in d.resources]
-    return creators, person_teams(acts, owner_of)
-
-
-def _team_lookup(teams: Mapping[str, tuple[str, float]],
-                 owners: Mapping[str, tuple[str, float, str]]) -> Callable[[str], str | None]:
-    def team_of(key: str) -> str | None:
-        hit = teams.get(key)
-        return hit[0] if hit else None
-
-    return team_of
+    acts = list(acts_of_changes(changes))
+    acts += [(d.actor, arn) for d in deploys if d.actor for arn in d.resources]
+    return creators_of_changes(changes), person_teams(acts, owner_of)
 
 
 def report_spikes(series: Any, spikes: Sequence[Spike], changes: Sequence[ChangeEvent], deploys: Sequence[Deploy],
                   owners: Mapping[str, tuple[str, float, str]]) -> list[ReportedSpike]:
     """Owner (given map, else the creator's team) and cause (engine.explain) of each spike."""
-    from engine.creators import creator_owner
+    from engine.creators import creator_owner, team_lookup
     from engine.explain import explain
 
     creators, teams = creator_teams(changes, deploys, owners)
-    team_of = _team_lookup(teams, owners)
+    team_of = team_lookup(teams)  # a shared role (low confidence) is nobody's team
     out = []
     for s in spikes:
         team, conf, src = owners.get(s.arn, ("", 0.0, "none"))

@@ -177,6 +177,9 @@ async def settings_watch(svc: Services, who: Who, args: list[str]) -> Reply:
             note = {"strict": f"*{account.name}* is in strict mode: spikes are scored and stored, nobody is notified.",
                     "audit": f"*{account.name}* is in audit mode: spikes are sent to their owners.",
                     "auto": f"*{account.name}* is in auto mode: strict until 7 days of cost history, then audit."}[low]
+            if await watch_repo.panic(s):  # choosing a mode is the way out of panic (as `resume` is)
+                await watch_repo.set_switch(s, watch_repo.PANIC, False, actor=who.user_id)
+                note += " Panic is over: alerts resume, each account by its mode."
         elif low == "panic":
             await watch_repo.set_switch(s, watch_repo.PANIC, True, actor=who.user_id)
             note = ("⏸ *Panic*: every alert stops now, in every account. Spikes are still scored and stored; the "

@@ -36,19 +36,20 @@ async def _daily_by_arn(s: Any, account: Account) -> tuple[dict[str, dict[date, 
     if parts:
         import numpy as np
 
-        from engine.hourly import CostPart
+        from engine.hourly import CostPart, combine
 
-        for b in parts.values():
-            p = CostPart.from_bytes(b)
-            if not len(p.hours):
-                continue
-            days = (np.asarray(p.hours, dtype=np.int64) // 24)
-            keys = days * len(p.arns) + np.asarray(p.res, dtype=np.int64)
-            uniq, inv = np.unique(keys, return_inverse=True)
-            sums = np.bincount(inv, weights=np.asarray(p.cost, dtype=float))
-            for k, v in zip(uniq.tolist(), sums.tolist(), strict=True):
-                d, r = divmod(int(k), len(p.arns))
-                out[p.arns[r]][date(1970, 1, 1) + timedelta(days=d)] += v
+        # The watch's own series (each bill-day counted once, as the scan counts it): the digest, the
+        # spike cards and `costdna spikes` quote the same dollars.
+        series = combine(CostPart.from_bytes(b) for b in parts.values())
+        if series.cost.size:
+            day_of = (series.start_hour + np.arange(series.cost.shape[1])) // 24
+            starts = np.flatnonzero(np.r_[True, day_of[1:] != day_of[:-1]])
+            per_day = np.add.reduceat(series.cost, starts, axis=1)
+            days = [date(1970, 1, 1) + timedelta(days=int(d)) for d in day_of[starts]]
+            for i, arn in enumerate(series.arns):
+                row = per_day[i]
+                for j in np.flatnonzero(row):
+                    out[arn][days[j]] += float(row[j])
         return out, "watch"
     rows = await repo.daily_cost_rows(s, account.id)
     for arn, day, usd in rows:
@@ -98,8 +99,7 @@ def _spike_json(sp: Any) -> dict[str, Any]:
             "status": sp.status, "delivery": sp.delivery, "kind": sp.kind, "owner_team": sp.owner_team,
             "start": sp.start.astimezone(UTC).strftime(iso), "end": sp.end.astimezone(UTC).strftime(iso),
             "peak_usd_per_hour": round(sp.peak_usd_per_hour, 2), "extra_usd": round(sp.extra_usd, 2),
-            "snooze_until": sp.snooze_until.astimezone(UTC).strftime(iso) if sp.snooze_until else None,
-            "nonce": sp.nonce}
+            "snooze_until": sp.snooze_until.astimezone(UTC).strftime(iso) if sp.snooze_until else None}
 
 
 async def digest_data(s: Any, account: Account, now: float | datetime | None = None) -> dict[str, Any]:

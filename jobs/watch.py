@@ -7,8 +7,9 @@ One run per account (``watch(ctx)`` does every watchable account):
    or changed files are read (``engine.watch.read_new``, in a thread).
 2. The cost of each file is kept folded to resource-hours (``CostPart`` bytes per file); the next watch
    combines the stored parts with the new ones (a changed file replaces its old part), so an hour of
-   new files costs an hour of reading, not a full re-scan. CloudTrail change events and deploys are
-   kept as a rolling window.
+   new files costs an hour of reading, not a full re-scan. CloudTrail change events are kept as a
+   rolling window of Arrow parts (each watch stores only what it read, ``ChangeWindow``), deploys as
+   a rolling list.
 3. ``engine.spikes.detect`` over the combined series from the last scored hour less a lookback (all of
    it on the first watch), with the levels people marked expected.
 4. Owner of each spike: human label > tag > predicted team (latest scan) > creator's team
@@ -124,6 +125,7 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
     async with db.session() as s:
         seen_rows = await watch_repo.seen_files(s, account.id)
         window = await watch_repo.load_changes(s, account.id)
+        change_parts = await watch_repo.load_change_parts(s, account.id)
         stored = await watch_repo.load_parts(s, account.id)
         expected = await watch_repo.expected_levels(s, account.id)
     seen = {p: ew.SeenFile(path=r.path, size=r.size, mtime=r.mtime, kind=r.kind) for p, r in seen_rows.items()}
@@ -145,7 +147,9 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
     parts = [CostPart.from_bytes(b) for path, b in stored.items() if path not in reread]
     parts += list(new_parts.values())
 
-    changes, deploys = _merge_window(window, got.changes, got.deploys, now)
+    changes = await asyncio.to_thread(ChangeWindow.build, change_parts, got.changes, now)
+    got.changes, change_parts = [], []  # the window holds them now
+    deploys = _merge_deploys(window, got.deploys)
     series = await asyncio.to_thread(combine, parts, WINDOW_HOURS)
     last_hour = _last_covered_hour(series)
     state = dict(window.state)
@@ -168,10 +172,8 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
             s, account.id, files,
             parts={p: cp.to_bytes() for p, cp in new_parts.items()},
             rows={**got.rows, **{p: cp.rows for p, cp in new_parts.items()}})
-        from engine.sources.changes import changes_to_bytes
-
-        await watch_repo.save_changes(s, account.id, blob=changes_to_bytes(changes),
-                                      deploys=[_deploy_json(d) for d in deploys],
+        await changes.save(s, account.id)
+        await watch_repo.save_changes(s, account.id, deploys=[_deploy_json(d) for d in deploys],
                                       state={"last_scored_hour": last_hour, "first_hour": first_hour,
                                              "history_hours": history_hours})
         outcome = await store_and_alert(s, ctx, account, found, now=now, data_hour=last_hour,
@@ -215,18 +217,86 @@ def _deploy_json(d: Any) -> dict[str, Any]:
             "resources": list(d.resources), "hints": list(d.hints)}
 
 
-def _merge_window(window: watch_repo.ChangesWindow, new_changes: list, new_deploys: list, now: float
-                  ) -> tuple[list, list]:
-    """The retained change events and deploys plus the new ones, deduplicated, newest window only."""
-    from engine.records import Deploy
-    from engine.sources.changes import changes_from_bytes
+class ChangeWindow:
+    """The retained CloudTrail change events, column-wise (``engine.sources.changes``): stored parts
+    plus what this watch read, each event once, sorted by time, newest ``CHANGES_RETAIN_S`` only.
 
-    old = changes_from_bytes(window.blob) if window.blob else []
-    by_id = {e.event_id: e for e in old}
-    by_id.update({e.event_id: e for e in new_changes})
-    evs = sorted(by_id.values(), key=lambda e: e.time)
-    newest = max([e.time for e in evs] + [now if not evs else 0.0])
-    evs = [e for e in evs if e.time >= newest - CHANGES_RETAIN_S]
+    A watch stores only its own events as a new part (``save``); ChangeEvent objects are built only for
+    the rows detection, owners and causes need (``events``), which on an hourly watch is a small share
+    of a month's changes.
+    """
+
+    MERGE_PARTS = 48  # past this many stored parts, a watch merges them into one (about every two days)
+
+    def __init__(self, table: Any, new_table: Any, src: Any, n_old: int, new_events: list, cutoff: float,
+                 parts: list[watch_repo.ChangePart]) -> None:
+        self.table = table  # the window, sorted by time
+        self.new_table = new_table  # this watch's events (stored as a part)
+        self._src = src  # window row -> row of the stored parts + new events
+        self._n_old = n_old
+        self._new = new_events
+        self.cutoff = cutoff
+        self._parts = [(p.id, p.max_time) for p in parts]  # not their bytes: the table has the events
+
+    @classmethod
+    def build(cls, parts: list[watch_repo.ChangePart], new_events: list, now: float) -> ChangeWindow:
+        from engine.sources.changes import changes_table, concat_tables, table_from_bytes, window_order
+
+        new_table = changes_table(new_events)
+        old = concat_tables([table_from_bytes(p.blob) for p in parts])
+        both = concat_tables([old, new_table]) if new_table.num_rows else old
+        newest = max([p.max_time for p in parts if p.events]
+                     + ([max(e.time for e in new_events)] if new_events else []), default=None)
+        cutoff = (now if newest is None else newest) - CHANGES_RETAIN_S
+        src = window_order(both, cutoff)
+        table = both.take(src)
+        return cls(table, new_table, src, old.num_rows, new_events, cutoff, parts)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def events(self, rows: Any = None) -> list:
+        """ChangeEvent objects of the given window rows (ascending; None: all), in time order. Events read
+        by this watch are the very objects read; stored ones are built from their columns."""
+        import numpy as np
+
+        from engine.sources.changes import table_events
+
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        src = self._src[rows]
+        fresh = src >= self._n_old
+        if not fresh.any():
+            return table_events(self.table, rows)
+        built = iter(table_events(self.table, rows[~fresh]))
+        new = self._new
+        n_old = self._n_old
+        return [new[j - n_old] if f else next(built) for j, f in zip(src.tolist(), fresh.tolist(), strict=True)]
+
+    async def save(self, s: Any, account_id: int) -> None:
+        """Store this watch's events as one part; drop parts that left the window; merge many parts."""
+        import pyarrow.compute as pc
+
+        from engine.sources.changes import table_to_bytes
+
+        expired = [i for i, hi in self._parts if hi < self.cutoff]
+        live = [i for i, hi in self._parts if hi >= self.cutoff]
+        if len(live) + 1 > self.MERGE_PARTS and len(self):
+            t = self.table.column("time")
+            await watch_repo.add_change_part(s, account_id, table_to_bytes(self.table), len(self),
+                                             float(t[0].as_py()), float(t[len(self) - 1].as_py()))
+            await watch_repo.delete_change_parts(s, account_id, [i for i, _ in self._parts])
+            return
+        if self.new_table.num_rows:
+            mm = pc.min_max(self.new_table.column("time")).as_py()
+            await watch_repo.add_change_part(s, account_id, table_to_bytes(self.new_table), self.new_table.num_rows,
+                                             float(mm["min"]), float(mm["max"]))
+        await watch_repo.delete_change_parts(s, account_id, expired)
+
+
+def _merge_deploys(window: watch_repo.ChangesWindow, new_deploys: list) -> list:
+    """The retained deploys plus the new ones, deduplicated, newest window only."""
+    from engine.records import Deploy
+
     deps = {(d["time"], d["repo"], d["commit"]): Deploy(time=d["time"], repo=d["repo"], commit=d.get("commit", ""),
                                                         actor=d.get("actor", ""), pipeline=d.get("pipeline", ""),
                                                         resources=tuple(d.get("resources", ())),
@@ -236,7 +306,20 @@ def _merge_window(window: watch_repo.ChangesWindow, new_changes: list, new_deplo
     dl = sorted(deps.values(), key=lambda d: d.time)
     if dl:
         dl = [d for d in dl if d.time >= dl[-1].time - CHANGES_RETAIN_S]
-    return evs, dl
+    return dl
+
+
+def _explain_span() -> tuple[float, float]:
+    """Seconds before and after a spike's start in which engine.explain looks at change events (its
+    lookback and deploy-merge margins, a daily spike's first day; at least a day before)."""
+    import inspect
+
+    from engine import explain as ex
+
+    lookback = inspect.signature(ex.explain).parameters["lookback_hours"].default
+    before = max(24, int(lookback)) * 3600.0 + float(getattr(ex, "MERGE_BEFORE", 1800)) + 3600.0
+    after = 86400.0 + float(getattr(ex, "MERGE_AFTER", 7200)) + 3600.0
+    return before, after
 
 
 # -- owners -------------------------------------------------------------------------------------
@@ -262,27 +345,24 @@ async def owner_map(s: Any, account: Account) -> dict[str, tuple[str, float, str
 
 
 def _people(changes: list, deploys: list) -> dict[str, list[str]]:
-    """arn -> the people (CloudTrail persons, deploy actors) who launched or changed it, first first."""
-    people: dict[str, list[str]] = {}
-    for e in changes:
-        if e.person:
-            for arn in e.resources:
-                lst = people.setdefault(arn, [])
-                if e.person not in lst:
-                    lst.append(e.person)
-    for d in deploys:
-        if d.actor:
-            for arn in d.resources:
-                lst = people.setdefault(arn, [])
-                if d.actor not in lst:
-                    lst.append(d.actor)
-    return people
+    """arn -> the person who launched it (the person behind its creating CloudTrail event), when known.
+
+    Only the launcher: people who merely touched a resource are not paged. The person behind a spike's
+    cause (the deploy's or change's actor) is added by ``jobs.route``. ``deploys`` is kept for callers.
+    """
+    from engine.creators import creators_of_changes
+
+    return {arn: [person] for arn, (_t, _p, person) in creators_of_changes(changes).items() if person}
 
 
-def _detect(series: Any, since: int | None, changes: list, deploys: list, expected: dict[str, float],
+def _detect(series: Any, since: int | None, window: ChangeWindow | list, deploys: list, expected: dict[str, float],
             owners: dict[str, tuple[str, float, str]]) -> list[Found]:
     """Detection, owners (the given map, else the creator's team) and causes, as the one-shot
-    ``costdna spikes --bundle`` does them (``engine.watch.report_spikes``). CPU work: run in a thread."""
+    ``costdna spikes --bundle`` does them (``engine.watch.report_spikes``). CPU work: run in a thread.
+
+    Of the change window only the rows that decide novelty, creators and people
+    (``engine.sources.changes.essential_rows``) and those near a spike (causes) become objects: the
+    answers are those over the whole window."""
     from engine.spikes import SpikeConfig, chart_points, detect
     from engine.watch import report_spikes
 
@@ -293,9 +373,23 @@ def _detect(series: Any, since: int | None, changes: list, deploys: list, expect
         cfg = SpikeConfig(rules=enabled_rules())
     except Exception as e:  # no flags module or provider: every rule on
         log.debug("flags not read (%s): all spike rules on", e)
-    spikes = detect(series, since_hour=since, changes=changes, expected=expected, config=cfg)
+    if isinstance(window, ChangeWindow):
+        import numpy as np
+
+        from engine.sources.changes import essential_rows, rows_near
+
+        core_rows = essential_rows(window.table)
+        core = window.events(core_rows)
+    else:
+        core, window = list(window), None
+    spikes = detect(series, since_hour=since, changes=core, expected=expected, config=cfg)
     if not spikes:
         return []
+    changes = core
+    if window is not None:
+        before, after = _explain_span()
+        near = rows_near(window.table, [(float(sp.start) - before, float(sp.start) + after) for sp in spikes])
+        changes = window.events(np.union1d(core_rows, near))
     people = _people(changes, deploys)
     out = []
     for r in report_spikes(series, spikes, changes, deploys, owners):

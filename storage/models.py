@@ -428,17 +428,34 @@ class WatchFile(Base):
 
 
 class WatchChanges(Base):
-    """The retained window of CloudTrail change events and deploys (compact bytes), one row per account."""
+    """The retained deploys and the watch's state, one row per account (the change events are in
+    ``watch_change_parts``)."""
 
     __tablename__ = "watch_changes"
     __table_args__ = (UniqueConstraint("account_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    blob: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, nullable=True)
     deploys: Mapped[list[Any]] = mapped_column(default=list)  # [{time, repo, commit, actor, resources}]
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # last_scored_hour, first_hour, ...
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WatchChangePart(Base):
+    """The CloudTrail change events one watch read (``engine.sources.changes.table_to_bytes``): each
+    watch adds its own part instead of rewriting the whole window; parts whose newest event left the
+    window are deleted, and many small parts are merged now and then."""
+
+    __tablename__ = "watch_change_parts"
+    __table_args__ = (Index("ix_watch_change_parts_account", "account_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    min_time: Mapped[float] = mapped_column(Float, default=0.0)
+    max_time: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TeamRoute(Base):

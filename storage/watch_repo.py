@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import repo
@@ -25,6 +25,7 @@ from storage.models import (
     ExpectedLevel,
     Spike,
     TeamRoute,
+    WatchChangePart,
     WatchChanges,
     WatchFile,
     utcnow,
@@ -415,36 +416,70 @@ async def save_parts(s: AsyncSession, account_id: int, parts: Mapping[str, bytes
 
 @dataclass
 class ChangesWindow:
-    blob: bytes | None
     deploys: list[dict[str, Any]]
     state: dict[str, Any]
 
 
 async def load_changes(s: AsyncSession, account_id: int) -> ChangesWindow:
-    """The retained change events (bytes), deploys and the watch's state (last scored hour...)."""
+    """The retained deploys and the watch's state (last scored hour...); the change events are in
+    parts (``load_change_parts``)."""
     row = await s.scalar(select(WatchChanges).where(WatchChanges.account_id == account_id)
                          .execution_options(populate_existing=True))
     if row is None:
-        return ChangesWindow(None, [], {})
-    return ChangesWindow(bytes(row.blob) if row.blob is not None else None, list(row.deploys or []),
-                         dict(row.state or {}))
+        return ChangesWindow([], {})
+    return ChangesWindow(list(row.deploys or []), dict(row.state or {}))
 
 
-async def save_changes(s: AsyncSession, account_id: int, blob: bytes | None = None,
-                       deploys: list[dict[str, Any]] | None = None, state: dict[str, Any] | None = None) -> None:
-    """Store the change window; a None argument keeps what is stored."""
+async def save_changes(s: AsyncSession, account_id: int, deploys: list[dict[str, Any]] | None = None,
+                       state: dict[str, Any] | None = None) -> None:
+    """Store the deploys and state; a None argument keeps what is stored."""
     row = await s.scalar(select(WatchChanges).where(WatchChanges.account_id == account_id))
     if row is None:
         row = WatchChanges(account_id=account_id, deploys=[], state={})
         s.add(row)
-    if blob is not None:
-        row.blob = blob
     if deploys is not None:
         row.deploys = deploys
     if state is not None:
         row.state = {**(row.state or {}), **state}
     row.updated_at = utcnow()
     await s.flush()
+
+
+@dataclass
+class ChangePart:
+    id: int
+    blob: bytes
+    events: int
+    min_time: float
+    max_time: float
+
+
+async def load_change_parts(s: AsyncSession, account_id: int) -> list[ChangePart]:
+    """The stored change-event parts of an account, oldest first."""
+    res = await s.execute(select(WatchChangePart.id, WatchChangePart.blob, WatchChangePart.events,
+                                 WatchChangePart.min_time, WatchChangePart.max_time)
+                          .where(WatchChangePart.account_id == account_id).order_by(WatchChangePart.id))
+    return [ChangePart(int(i), bytes(b), int(n), float(lo), float(hi)) for i, b, n, lo, hi in res]
+
+
+async def add_change_part(s: AsyncSession, account_id: int, blob: bytes, events: int, min_time: float,
+                          max_time: float) -> int:
+    """Store the change events of one watch (or a merge of parts); its id."""
+    row = WatchChangePart(account_id=account_id, blob=blob, events=int(events), min_time=float(min_time),
+                          max_time=float(max_time), created_at=utcnow())
+    s.add(row)
+    await s.flush()
+    return int(row.id)
+
+
+async def delete_change_parts(s: AsyncSession, account_id: int, ids: Iterable[int]) -> int:
+    """Delete the given parts (expired, or merged into a new one); how many."""
+    ids = [int(i) for i in ids]
+    if not ids:
+        return 0
+    res = await s.execute(delete(WatchChangePart).where(WatchChangePart.account_id == account_id,
+                                                        WatchChangePart.id.in_(ids)))
+    return int(res.rowcount or 0)
 
 
 async def watch_state(s: AsyncSession, account_id: int) -> dict[str, Any]:

@@ -213,3 +213,73 @@ def test_an_hour_of_a_large_org_reads_fast(tmp_path: Path) -> None:
     took = time.perf_counter() - t0
     assert issues == [] and len(evs) == 800
     assert took < 2.0, f"{took:.2f} s for 80,800 records"
+
+
+def _random_window(n: int = 3000, seed: int = 7) -> list[ChangeEvent]:
+    """Events with repeats (same id and time), events without an id, time ties, shared roles behind
+    several persons, launches, creations and type changes."""
+    import random
+
+    rnd = random.Random(seed)
+    names = ["RunInstances", "CreateBucket", "UpdateFunctionCode", "ModifyInstanceAttribute", "PutBucketTagging",
+             "CreateDBInstance", "UpdateService", "DeleteBucket", "StartInstances"]
+    evs = []
+    for i in range(n):
+        name = rnd.choice(names)
+        k = rnd.randint(1, 3)
+        res = tuple(dict.fromkeys(f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-{rnd.randint(0, 60)}" for _ in range(k)))
+        itype = rnd.choice(["m5.large", "m5.xlarge", "r5.2xlarge"]) if name in (
+            "RunInstances", "ModifyInstanceAttribute", "CreateDBInstance") and rnd.random() < 0.7 else None
+        ev = ChangeEvent(float(rnd.randint(0, 400) * 900), "" if rnd.random() < 0.05 else f"id{i}", name,
+                         "ec2.amazonaws.com", f"role:r{rnd.randint(0, 6)}",
+                         rnd.choice([None, "ana@corp", "bob@corp", "cy@corp", "dee"]), res, itype, ACCOUNT, "us-east-1")
+        evs.append(ev)
+        if rnd.random() < 0.05:
+            evs.append(copy.copy(ev))  # CloudTrail delivered it twice
+    return evs
+
+
+def test_window_table_dedups_and_sorts_like_dedup_changes() -> None:
+    from engine.sources.changes import changes_table, concat_tables, table_events, window_order
+
+    evs = _random_window()
+    half = len(evs) // 2
+    table = concat_tables([changes_table(evs[:half]), changes_table(evs[half:])])  # two stored parts
+    win = table.take(window_order(table, None))
+    assert table_events(win) == dedup_changes(evs)
+    cut = 200 * 900.0
+    assert table_events(table.take(window_order(table, cut))) == [e for e in dedup_changes(evs) if e.time >= cut]
+    assert table_events(win, [3, 1]) == [dedup_changes(evs)[3], dedup_changes(evs)[1]]
+    assert table_events(table.slice(5, 4)) == evs[5:9]  # sliced tables too
+
+
+def test_essential_rows_answer_as_the_whole_window() -> None:
+    """Novelty, creators and their teams, and the people on a resource come out the same from the
+    essential rows as from every event: the watch builds objects only for those."""
+    from types import SimpleNamespace
+
+    from engine.creators import acts_of_changes, creators_of_changes
+    from engine.sources.changes import changes_table, essential_rows, rows_near, table_events, window_order
+    from engine.spikes import _novelty
+    from engine.watch import creator_teams
+    from jobs.watch import _people
+
+    table = changes_table(_random_window())
+    win = table.take(window_order(table, None))
+    full = table_events(win)
+    rows = essential_rows(win)
+    sub = table_events(win, rows)
+    assert 0 < len(sub) < len(full)
+    arns = sorted({a for e in full for a in e.resources})
+    index = {a: i for i, a in enumerate(arns[:-5])}  # a few resources without cost
+    series = SimpleNamespace(index=index.get)
+    assert _novelty(series, sub, LAUNCHES) == _novelty(series, full, LAUNCHES)
+    owners = {a: (f"team{i % 3}", 0.9, "tag") for i, a in enumerate(arns[::2])}
+    assert creator_teams(sub, [], owners) == creator_teams(full, [], owners)
+    assert _people(sub, []) == _people(full, [])
+    assert creators_of_changes(sub) == creators_of_changes(full)
+    assert set(acts_of_changes(sub)) == set(acts_of_changes(full))
+    times = win.column("time").to_numpy()
+    near = rows_near(win, [(9000.0, 18000.0), (300 * 900.0, 301 * 900.0)])
+    assert [full[i] for i in near] == [e for e in full if 9000 <= e.time <= 18000 or 270000 <= e.time <= 270900]
+    assert list(near) == sorted(near) and len(times) == len(full)

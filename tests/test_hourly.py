@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -125,8 +126,9 @@ def test_combine_sums_parts_and_a_changed_file_replaces_its_part(tmp_path):
 
 
 def test_combine_keeps_the_newest_window_and_marks_coverage(tmp_path):
-    a = read_cost_part(write_cur(tmp_path / "a.csv.gz", hourly_rows(range(0, 10))), [])
-    b = read_cost_part(write_cur(tmp_path / "b.csv.gz", hourly_rows(range(20, 30))), [])
+    # two parts of one delivery (a bill-day split over two files of different deliveries counts once)
+    a = read_cost_part(write_cur(tmp_path / "cur-00001.csv.gz", hourly_rows(range(0, 10))), [])
+    b = read_cost_part(write_cur(tmp_path / "cur-00002.csv.gz", hourly_rows(range(20, 30))), [])
     s = combine([a, b])
     assert s.covered.tolist() == [True] * 10 + [False] * 10 + [True] * 10
     w = combine([a, b], window_hours=12)
@@ -158,3 +160,71 @@ def test_fold_is_vectorised_on_a_million_rows():
     assert time.perf_counter() - t < 3
     assert c.sum() == pytest.approx(cost.sum())
     assert len(np.unique(r * 10_000 + (h - H0))) == len(h)
+
+
+def _touch_newer(path: Path, seconds: float = 60.0) -> None:
+    st = path.stat()
+    os.utime(path, (st.st_atime, st.st_mtime + seconds))
+
+
+def test_parts_of_one_delivery_both_count_and_a_second_download_counts_once(tmp_path):
+    rows = hourly_rows(range(48))
+    ec2 = [r for r in rows if r[1] != "AmazonRDS"]  # the instance's lines and support
+    db = [r for r in rows if r[1] == "AmazonRDS"]
+    d = tmp_path / "cost" / "cur2" / "data"
+    p1 = read_cost_part(write_cur(d / "cur2-00001.csv.gz", ec2), [])
+    p2 = read_cost_part(write_cur(d / "cur2-00002.csv.gz", db), [])
+    assert p1.delivery == p2.delivery
+    s = combine([p1, p2])
+    assert s.row(EC2) == pytest.approx([1.01] * 48) and s.row(DB) == pytest.approx([0.25] * 48)
+    # a second download of the first part ("cur2-00001 (1)") is another delivery of the same bill-days
+    again = write_cur(d / "cur2-00001 (1).csv.gz", ec2)
+    _touch_newer(again)
+    p3 = read_cost_part(again, [])
+    assert p3.delivery != p1.delivery
+    s3 = combine([p1, p2, p3])
+    assert s3.row(EC2) == pytest.approx([1.01] * 48)  # not 2.02: the newest complete copy alone
+    # ... as engine.costs picks it: the newer download's delivery wins those bill-days there too
+    from engine.costs import bill_winners
+
+    won = bill_winners([(p.delivery, p.mtime, p.coverage) for p in (p1, p2, p3)])
+    assert won and {w for w, _ in won.values()} == {p3.delivery}
+    # a fragment (a few rows of a day in a newer file of its own) never replaces the day
+    frag = write_cur(tmp_path / "cost" / "pasted.csv.gz", ec2[:2])
+    _touch_newer(frag, 120)
+    s4 = combine([p1, p2, read_cost_part(frag, [])])
+    assert s4.row(EC2) == pytest.approx([1.01] * 48)
+
+
+def test_restated_newer_copy_wins_its_days_only(tmp_path):
+    old = read_cost_part(write_cur(tmp_path / "v1" / "bill.csv.gz", hourly_rows(range(48))), [])
+    new_path = write_cur(tmp_path / "v2" / "bill.csv.gz", hourly_rows(range(24, 48), level=2.0))
+    _touch_newer(new_path)
+    new = read_cost_part(new_path, [])
+    s = combine([new, old])
+    assert s.row(EC2) == pytest.approx([1.01] * 24 + [2.01] * 24)  # day 1 from v2, day 0 from v1 (v2 lacks it)
+    assert s.row(DB) == pytest.approx([0.25] * 48)
+
+
+def test_cost_part_bytes_carry_the_delivery_and_older_bytes_are_their_own(tmp_path):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    part = read_cost_part(write_cur(tmp_path / "cur2-00001.csv.gz", hourly_rows(range(30))), [])
+    back = CostPart.from_bytes(part.to_bytes())
+    assert (back.format, back.delivery, back.mtime, back.bills) == (part.format, part.delivery, part.mtime, part.bills)
+    assert back.coverage == part.coverage and np.array_equal(back.bill, part.bill)
+    assert part.bills == [("AWS", ACCOUNT)] and part.coverage[("AWS", ACCOUNT, H0 // 24)] == 4 * 24
+    # bytes stored before the delivery fields: no bill column, no delivery metadata
+    table = ipc.open_stream(pa.BufferReader(part.to_bytes())).read_all().drop_columns(["bill"])
+    meta = {k: v for k, v in table.schema.metadata.items() if k in (b"path", b"daily", b"usage_types")}
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema.with_metadata(meta)) as w:
+        w.write_table(table.replace_schema_metadata(meta))
+    legacy = CostPart.from_bytes(sink.getvalue())
+    assert legacy.bill is None and legacy.delivery == "" and legacy.coverage == {}
+    assert legacy.delivery_key != part.delivery_key
+    s = combine([legacy])
+    assert s.row(EC2) == pytest.approx([1.01] * 30)

@@ -447,3 +447,33 @@ async def test_posts_are_paced_per_channel():
     now[0] += 5
     await alerts._pace("C1")
     assert len(slept) == 1
+
+
+async def test_digest_cron_posts_at_the_configured_hour(slack: Bot):
+    """The hourly schedule (frozen clock) posts the digest at the workspace's hour, once that day."""
+    from jobs.schedule import Scheduler
+
+    bot = slack
+    for day in range(3):
+        write_day(bot.bundle, day, [1, 2, 3], {})
+    await bot.watch(2)
+    await bot.command("settings digest <#CDIGEST|digest> 9")
+    day = D0 + timedelta(days=3)
+
+    def at(h: int, m: int) -> float:
+        return (day + timedelta(hours=h, minutes=m)).timestamp()
+
+    sched = Scheduler(bot.ctx)
+    assert await sched.tick(at(8, 50)) == []  # the first tick only sets the clock
+    assert await sched.tick(at(8, 59)) == []
+    await asyncio.sleep(0.2)
+    assert bot.posts_to("CDIGEST") == []  # not before the hour
+    assert await sched.tick(at(9, 0) + 30) == ["digest_due"]
+    (post,) = await bot.standin.wait_for(lambda: bot.posts_to("CDIGEST"), what="the digest at 09:00")
+    assert "digest" in post.body["text"].lower()
+    await bot.standin.wait_for(lambda: [u for u in bot.standin.uploaded() if u["channel_id"] == "CDIGEST"],
+                               what="the digest chart")
+    bot.assert_valid()
+    assert await sched.tick(at(10, 0) + 30) == ["watch", "digest_due"]  # 09:05 and 10:00; posted today already
+    await asyncio.sleep(0.2)
+    assert len(bot.posts_to("CDIGEST")) == 1

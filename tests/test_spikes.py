@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from engine.hourly import HourlySeries
 from engine.prices import hourly_price
+from engine.sources.changes import ChangeEvent
 from engine.spikes import SpikeConfig, baseline, chart_points, detect, expected_level
 
 MONDAY = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp()) // 3600  # epoch hour, Monday 00:00 UTC
@@ -33,16 +33,9 @@ def noisy(level: float, hours: int, seed: int = 0, rel: float = 0.05) -> np.ndar
     return level * (1 + rel * rng.standard_normal(hours))
 
 
-@dataclass
-class Ev:  # what detect reads of a ChangeEvent
-    time: float
-    event_id: str
-    event_name: str
-    actor: str
-    person: str | None
-    resources: tuple[str, ...]
-    instance_type: str | None = None
-    event_source: str = "ec2.amazonaws.com"
+def Ev(t: float, event_id: str, name: str, actor: str, person: str | None, resources: tuple[str, ...],  # noqa: N802
+       instance_type: str | None = None) -> ChangeEvent:
+    return ChangeEvent(t, event_id, name, "ec2.amazonaws.com", actor, person, resources, instance_type)
 
 
 def test_planted_spike_found_with_start_end_peak_extra():

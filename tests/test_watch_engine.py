@@ -160,8 +160,7 @@ def synth(tmp_path_factory):
 
 def test_bundle_spikes_on_a_synthetic_org(synth):
     truth_path = synth / "spikes_truth.csv"
-    if not truth_path.exists():
-        pytest.skip("the generator does not plant spikes yet")
+    assert truth_path.exists(), "the generator writes spikes_truth.csv beside truth.csv"
     truth = list(csv.DictReader(truth_path.open()))
     owners = {r["arn"]: (r["team"], 0.9, "predicted") for r in csv.DictReader((synth / "truth.csv").open())
               if r["team"] and not r["team"].startswith("(")}
@@ -195,8 +194,7 @@ def test_bundle_spikes_on_a_synthetic_org(synth):
 
 def test_bundle_spikes_creator_owner_for_unknown_resources(synth):
     truth_path = synth / "spikes_truth.csv"
-    if not truth_path.exists():
-        pytest.skip("the generator does not plant spikes yet")
+    assert truth_path.exists(), "the generator writes spikes_truth.csv beside truth.csv"
     cold = [t for t in csv.DictReader(truth_path.open()) if t["kind"] == "coldstart"]
     owners = {r["arn"]: (r["team"], 0.9, "tag") for r in csv.DictReader((synth / "truth.csv").open())
               if r["team"] and not r["team"].startswith("(")}
@@ -220,3 +218,57 @@ def test_owners_from_scan_tag_then_prediction():
             SimpleNamespace(arn="d", tag_team="", predicted_team="", confidence=0.5)]
     assert owners_from_scan(SimpleNamespace(rows=rows)) == {
         "a": ("payments", 1.0, "tag"), "b": ("search", 0.8, "predicted"), "c": ("growth", 0.6, "creator")}
+
+
+FOCUS_COLUMNS = ["BillingAccountId", "SubAccountId", "ProviderName", "ChargeCategory", "ChargeClass", "ChargePeriodStart",
+                 "ChargePeriodEnd", "BilledCost", "EffectiveCost", "ResourceId", "ServiceName", "RegionId", "Tags",
+                 "BillingCurrency", "x_UsageType"]
+
+
+def write_focus(path: Path, hours: range, level: float = 1.0, spike: dict[int, float] | None = None) -> None:
+    """``write_cur``'s bill (the same draws) as a FOCUS export."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(hours.start)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(FOCUS_COLUMNS)
+        for h in hours:
+            c = round((spike or {}).get(h, level * (1 + 0.03 * rng.standard_normal())), 6)
+            t = T0 + timedelta(hours=h)
+            w.writerow([ACCOUNT, ACCOUNT, "AWS", "Usage", "", iso(t), iso(t + timedelta(hours=1)), c, c, IID,
+                        "AmazonEC2", "us-east-1", "", "USD", "BoxUsage:m5.large"])
+
+
+def test_cur_and_focus_of_one_bill_watch_like_one(tmp_path):
+    """The same bill as CUR 2.0 and as FOCUS (or downloaded twice) gives the hourly series and the
+    spikes of one copy, from the copy the scan counts (engine.costs)."""
+    from engine.costs import load_costs
+
+    spike = {9 * 24 + h: 9.0 for h in range(6)}
+    one = tmp_path / "one"
+    write_cur(one / "cost" / "cur2" / "data" / "cur2-00001.csv.gz", range(0, 5 * 24))
+    write_cur(one / "cost" / "cur2" / "data" / "cur2-00002.csv.gz", range(5 * 24, 10 * 24), spike=spike)
+    both = tmp_path / "both"
+    write_cur(both / "cost" / "cur2" / "data" / "cur2-00001.csv.gz", range(0, 5 * 24))
+    write_cur(both / "cost" / "cur2" / "data" / "cur2-00002.csv.gz", range(5 * 24, 10 * 24), spike=spike)
+    focus = both / "cost" / "focus" / "focus-export.csv"
+    write_focus(focus, range(0, 5 * 24))
+    write_focus(both / "cost" / "focus" / "focus-export-2.csv", range(5 * 24, 10 * 24), spike=spike)
+    for f in focus.parent.iterdir():
+        bump(f)
+    # and a second download of the CUR's first part, older than the FOCUS export
+    (both / "cost" / "cur2" / "data" / "cur2-00001 (1).csv.gz").write_bytes(
+        (both / "cost" / "cur2" / "data" / "cur2-00001.csv.gz").read_bytes())
+
+    s1 = combine(read_new(one, list_files(one), workers=1).cost_parts)
+    s2 = combine(read_new(both, list_files(both), workers=1).cost_parts)
+    assert s1.arns == s2.arns == [EC2] and s1.start_hour == s2.start_hour
+    assert np.allclose(s1.cost, s2.cost) and np.array_equal(s1.covered, s2.covered)
+    # the day sums are the scan's, which counts each bill-day once too
+    costs = load_costs(both, [])
+    assert costs.duplicates
+    assert np.allclose(s2.row(EC2).reshape(-1, 24).sum(axis=1), costs.by_resource[EC2])
+    r1, r2 = bundle_spikes(one, {}, workers=1), bundle_spikes(both, {}, workers=1)
+    assert r1, "the planted spike is found"
+    assert [(r.spike.key, round(r.spike.extra_usd, 2), r.spike.severity) for r in r1] == \
+        [(r.spike.key, round(r.spike.extra_usd, 2), r.spike.severity) for r in r2]

@@ -331,6 +331,13 @@ async def test_settings_team_and_alerts(svc: Services):
         assert await watch_repo.panic(s) is True
         assert (await s.get(AppSwitch, watch_repo.PANIC)).actor == "UADMIN"
     await handle_command(svc, ADMIN, "settings alerts resume")
+    async with svc.db.session() as s:
+        assert await watch_repo.panic(s) is False
+    await handle_command(svc, ADMIN, "settings alerts panic")
+    lifted = await handle_command(svc, ADMIN, "settings alerts audit")  # choosing a mode ends panic too
+    assert "Panic is over" in lifted.posts[0].card.text()
+    async with svc.db.session() as s:
+        assert await watch_repo.panic(s) is False
     await handle_command(svc, ADMIN, "settings alerts strict")
     await handle_command(svc, ADMIN, "settings alerts <#CALERTS|alerts>")
     async with svc.db.session() as s:
@@ -350,7 +357,6 @@ async def test_settings_team_and_alerts(svc: Services):
 
 @pytest.mark.asyncio
 async def test_digest_command_posts_the_digest(svc: Services):
-    pytest.importorskip("jobs.digest")
     await _spike(svc)
     r = await handle_command(svc, BOB, "digest")
     card = r.posts[0].card

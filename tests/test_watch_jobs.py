@@ -231,7 +231,6 @@ async def test_route_for_guess_threshold(sqlite_url: str, tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def synth_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("engine.watch", reason="engine.watch (helper H1) not there yet")
     from engine.synth.generate import generate
 
     out = tmp_path_factory.mktemp("watch_org")
@@ -406,5 +405,57 @@ async def test_watch_panic_and_strict_store_but_send_nothing(how: str, sqlite_ur
         assert rows and rec.kinds("spike.alert") == [] and rec.kinds("spike.storm") == []
         mine = [r for r in rows if r.arn == victim_arn and r.end.timestamp() >= (last + 1) * 3600]
         assert mine and mine[0].delivery == ("held_panic" if how == "panic" else "held_strict")
+    finally:
+        await db.close()
+
+
+def _ev(t: float, eid: str, arn: str = "arn:aws:lambda:us-east-1:111122223333:function:f"):  # type: ignore[no-untyped-def]
+    from engine.sources.changes import ChangeEvent
+
+    return ChangeEvent(t, eid, "UpdateFunctionCode", "lambda.amazonaws.com", "role:ci", "ana@corp.example", (arn,),
+                       None, "111122223333", "us-east-1")
+
+
+@pytest.mark.asyncio
+async def test_change_window_stores_only_new_events(sqlite_url: str) -> None:
+    """Each watch adds one part with the events it read; the window is the parts plus those, each event
+    once, by time; parts whose events all left the window go; many parts merge into one."""
+    from engine.sources.changes import changes_to_bytes
+
+    db = await Database(sqlite_url).init()
+    try:
+        async with db.session() as s:
+            acct = await repo.add_account(s, "acct", "synthetic")
+        day = 86400.0
+        old = [_ev(0.0, "a"), _ev(10 * day, "b")]  # "a" leaves the window once events 28 days later arrive
+        async with db.session() as s:
+            await watch_repo.add_change_part(s, acct.id, changes_to_bytes(old[:1]), 1, 0.0, 0.0)
+            await watch_repo.add_change_part(s, acct.id, changes_to_bytes(old[1:]), 1, 10 * day, 10 * day)
+        new = [_ev(10 * day, "b"), _ev(29 * day, "c"), _ev(5 * day, "d")]  # "b" again (re-read file)
+        async with db.session() as s:
+            parts = await watch_repo.load_change_parts(s, acct.id)
+        w = jw.ChangeWindow.build(parts, new, now=30 * day)
+        got = w.events()
+        assert [e.event_id for e in got] == ["d", "b", "c"]
+        assert got[0] is new[2] and got[2] is new[1]  # what this watch read is not rebuilt
+        assert [e.event_id for e in w.events([1])] == ["b"]
+        async with db.session() as s:
+            await w.save(s, acct.id)
+        async with db.session() as s:
+            parts = await watch_repo.load_change_parts(s, acct.id)
+        assert [(p.events, p.min_time, p.max_time) for p in parts] == [(1, 10 * day, 10 * day), (3, 5 * day, 29 * day)]
+        w2 = jw.ChangeWindow.build(parts, [], now=30 * day)
+        assert [e.event_id for e in w2.events()] == ["d", "b", "c"]
+        jw.ChangeWindow.MERGE_PARTS, keep = 2, jw.ChangeWindow.MERGE_PARTS
+        try:
+            w3 = jw.ChangeWindow.build(parts, [_ev(29.5 * day, "e")], now=30 * day)
+            async with db.session() as s:
+                await w3.save(s, acct.id)
+        finally:
+            jw.ChangeWindow.MERGE_PARTS = keep
+        async with db.session() as s:
+            parts = await watch_repo.load_change_parts(s, acct.id)
+        assert len(parts) == 1 and parts[0].events == 4
+        assert [e.event_id for e in jw.ChangeWindow.build(parts, [], now=30 * day).events()] == ["d", "b", "c", "e"]
     finally:
         await db.close()

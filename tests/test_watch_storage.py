@@ -140,12 +140,22 @@ async def test_expected_routes_switches_files(db_url: str) -> None:
             assert (await watch_repo.seen_files(s, acct.id))["cost/a.csv"].size == 12
             assert await watch_repo.load_parts(s, acct.id) == {"cost/a.csv": b"two"}
             assert (await watch_repo.load_changes(s, acct.id)).state == {}
-            await watch_repo.save_changes(s, acct.id, blob=b"ev", deploys=[{"time": 1}], state={"last_scored_hour": 5})
+            await watch_repo.save_changes(s, acct.id, deploys=[{"time": 1}], state={"last_scored_hour": 5})
             await watch_repo.save_changes(s, acct.id, state={"first_hour": 1})
+            assert await watch_repo.load_change_parts(s, acct.id) == []
+            p1 = await watch_repo.add_change_part(s, acct.id, b"ev1", 3, 10.0, 20.0)
+            p2 = await watch_repo.add_change_part(s, acct.id, b"ev2", 1, 30.0, 30.0)
         async with db.session() as s:
             w = await watch_repo.load_changes(s, acct.id)
-            assert w.blob == b"ev" and w.deploys == [{"time": 1}]
+            assert w.deploys == [{"time": 1}]
             assert w.state == {"last_scored_hour": 5, "first_hour": 1}
+            parts = await watch_repo.load_change_parts(s, acct.id)
+            assert [(p.id, p.blob, p.events, p.min_time, p.max_time) for p in parts] == [
+                (p1, b"ev1", 3, 10.0, 20.0), (p2, b"ev2", 1, 30.0, 30.0)]  # oldest first
+            assert await watch_repo.delete_change_parts(s, acct.id, [p1]) == 1
+            assert await watch_repo.delete_change_parts(s, acct.id, []) == 0
+        async with db.session() as s:
+            assert [p.blob for p in await watch_repo.load_change_parts(s, acct.id)] == [b"ev2"]
 
 
 @pytest.mark.asyncio

@@ -16,17 +16,19 @@ record is one ``BundleIssue``; neither raises.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from engine.activity import USE, relation_of
+from engine.activity import CREATE, USE, relation_of
 from engine.records import BundleIssue
 from engine.sources.cloudtrail import parse_record, parse_time, principal_lookup, resources_cached
 from engine.sources.files import UnreadableFile, gc_paused, read_bytes, to_utf8
@@ -382,33 +384,201 @@ _SCHEMA = pa.schema([
 _FIELDS = [f.name for f in _SCHEMA]
 
 
-def changes_to_bytes(evs: Iterable[ChangeEvent]) -> bytes:
-    """Arrow IPC (zstd) of the events: repeated names and actors are dictionary-encoded, so a month of
-    an org's changes stores in a few MB."""
-    cols: dict[str, list] = {k: [] for k in _FIELDS}
-    for ev in evs:
-        for k in _FIELDS:
-            v = getattr(ev, k)
-            cols[k].append(list(v) if k == "resources" else v)
+def changes_table(evs: Iterable[ChangeEvent]) -> pa.Table:
+    """The events as an Arrow table (one row an event, in the given order): the watch keeps its window of
+    changes in this form and builds ChangeEvent objects only for the rows a consumer needs."""
+    evs = evs if isinstance(evs, list) else list(evs)
+    cols = {k: [getattr(ev, k) for ev in evs] for k in _FIELDS}  # tuples of resources go in as lists
     arrays = [pa.array(cols[f.name], type=f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
               for f in _SCHEMA]
     arrays = [a.dictionary_encode() if pa.types.is_dictionary(f.type) else a for a, f in zip(arrays, _SCHEMA, strict=True)]
-    table = pa.Table.from_arrays(arrays, schema=_SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=_SCHEMA)
+
+
+def table_to_bytes(table: pa.Table) -> bytes:
+    """Arrow IPC (zstd) of a :func:`changes_table`."""
     sink = pa.BufferOutputStream()
     opts = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.ipc.new_stream(sink, _SCHEMA, options=opts) as w:
+    with pa.ipc.new_stream(sink, table.schema, options=opts) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def table_from_bytes(b: bytes | None) -> pa.Table:
+    """The table :func:`table_to_bytes` stored (empty or None bytes: an empty table)."""
+    if not b:
+        return _SCHEMA.empty_table()
+    return pa.ipc.open_stream(pa.py_buffer(b)).read_all()
+
+
+def changes_to_bytes(evs: Iterable[ChangeEvent]) -> bytes:
+    """Arrow IPC (zstd) of the events: repeated names and actors are dictionary-encoded, so a month of
+    an org's changes stores in a few MB."""
+    return table_to_bytes(changes_table(evs))
 
 
 def changes_from_bytes(b: bytes | None) -> list[ChangeEvent]:
     """The events :func:`changes_to_bytes` stored (empty or None bytes: none)."""
     if not b:
         return []
-    table = pa.ipc.open_stream(pa.py_buffer(b)).read_all()
-    cols = [table.column(k).to_pylist() for k in _FIELDS]
+    return table_events(table_from_bytes(b))
+
+
+def concat_tables(tables: Sequence[pa.Table]) -> pa.Table:
+    """One table of several stored ones (their dictionaries may differ): plain strings where needed."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return _SCHEMA.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="none").unify_dictionaries()  # chunks kept: no copy
+
+
+def _strs(col: pa.ChunkedArray | pa.Array) -> list:
+    """A (dictionary) string column as a Python list, each distinct string one object."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(arr.type):
+        words = arr.dictionary.to_pylist()
+        idx = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        words.append(None)  # index -1: null
+        return [words[i] for i in idx.tolist()]
+    return arr.to_pylist()
+
+
+def table_events(table: pa.Table, rows: np.ndarray | Sequence[int] | None = None) -> list[ChangeEvent]:
+    """ChangeEvent objects of the given rows of a :func:`changes_table` (all rows: None), in that order.
+
+    Column-wise and with shared strings: a million events in a few seconds, so callers ask only for
+    the rows they need (see :func:`essential_rows`)."""
+    if rows is not None:
+        table = table.take(pa.array(np.asarray(rows, dtype=np.int64)))
+    if not table.num_rows:
+        return []
+    t = table.column("time").to_numpy().tolist()
+    eid = _strs(table.column("event_id"))
+    name, source, actor, person, itype, acct, region = (
+        _strs(table.column(k)) for k in ("event_name", "event_source", "actor", "person", "instance_type",
+                                         "account", "region"))
+    res_col = table.column("resources").combine_chunks()
+    flat = res_col.flatten()
+    words = flat.to_pylist()
+    offs = res_col.offsets.to_numpy()
+    if res_col.offset or len(offs) != len(res_col) + 1:  # sliced arrays: offsets relative to their values
+        offs = offs[:len(res_col) + 1] - offs[0]
+    offs_l = offs.tolist()
     out = []
-    for t, eid, name, source, actor, person, res, itype, acct, region in zip(*cols, strict=True):
-        out.append(ChangeEvent(t, eid or "", name or "", source or "", actor or "", person, tuple(res or ()),
-                               itype, acct or "", region or ""))
+    ev = ChangeEvent
+    for i in range(len(t)):
+        out.append(ev(t[i], eid[i] or "", name[i] or "", source[i] or "", actor[i] or "", person[i],
+                      tuple(words[offs_l[i]:offs_l[i + 1]]), itype[i], acct[i] or "", region[i] or ""))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the watch's window of changes, column-wise
+
+
+def window_order(table: pa.Table, since: float | None) -> np.ndarray:
+    """Row indices of the events at or after ``since``, each once (eventID and time, as :func:`dedup_changes`; events
+    without an eventID all kept, the earliest-stored copy of a repeat), sorted by time (ties in stored
+    order)."""
+    n = table.num_rows
+    if not n:
+        return np.zeros(0, np.int64)
+    t = table.column("time").to_numpy()
+    ids = table.column("event_id")
+    # sorted by time, id, stored order: a repeat follows its first copy (a sort is lighter than hashing ids)
+    keys = pa.table({"t": table.column("time"), "id": ids, "seq": pa.array(np.arange(n, dtype=np.int64))})
+    order = pc.sort_indices(keys, sort_keys=[("t", "ascending"), ("id", "ascending"), ("seq", "ascending")])
+    order = order.to_numpy(zero_copy_only=False).astype(np.int64)
+    del keys
+    s_ids = ids.take(order).combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids.take(order)
+    ts = t[order]
+    repeat = np.zeros(n, bool)
+    if n > 1:
+        same_id = pc.fill_null(pc.equal(s_ids.slice(1), s_ids.slice(0, n - 1)), False)
+        repeat[1:] = same_id.to_numpy(zero_copy_only=False) & (ts[1:] == ts[:-1])
+        repeat &= pc.fill_null(pc.greater(pc.utf8_length(s_ids), 0), False).to_numpy(zero_copy_only=False)
+    keep = order[~repeat]
+    if since is not None:
+        keep = keep[t[keep] >= since]
+    return keep[np.lexsort((keep, t[keep]))]  # by time, ties in stored order
+
+
+# What counts as creating a resource, for each reader of creators: engine.watch.creator_teams (a launch
+# or a Create* call) and engine.creators.creators_of_changes (engine.activity's CREATE relation).
+_CREATE_RULES = (
+    lambda name: name in LAUNCHES or name.startswith("Create") or name == "RunInstances",
+    lambda name: relation_of(name) == CREATE,
+)
+
+
+def essential_rows(table: pa.Table) -> np.ndarray:
+    """Rows of a time-sorted window (``table.take(window_order(...))``) that decide everything the watch derives from
+    the whole window, ascending.
+
+    What reads every change, and what it needs of them:
+
+    * novelty (engine.spikes): per resource, the first change by each actor or person and every change
+      that sets an instance type; the launches of a priced type (they set one too);
+    * creators and their teams (engine.watch.creator_teams, engine.creators): the distinct
+      (identity, resource) pairs and the earliest creating event of each resource;
+    * the people on a spike (jobs.watch): the first change of each resource by each person.
+
+    So: the first event (in time order) of each (resource, actor, person), every event with an instance
+    type, and the first creating event of each resource (by either rule of ``_CREATE_RULES``). Given
+    only these rows in the same order, those consumers answer exactly as over the whole window; causes (engine.explain) need every event
+    near a spike in time, which :func:`rows_near` adds.
+    """
+    n = table.num_rows
+    if not n:
+        return np.zeros(0, np.int64)
+    res = table.column("resources").combine_chunks()
+    parent = pc.list_parent_indices(res).to_numpy().astype(np.int64)
+    flat = pc.list_flatten(res)
+    arn = pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def codes(k: str) -> tuple[np.ndarray, int]:
+        col = table.column(k).combine_chunks()
+        enc = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
+        c = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+        return c, len(enc.dictionary) + 1
+
+    actor, na = codes("actor")
+    person, np_ = codes("person")
+    keep = np.zeros(n, bool)
+    if len(arn):
+        na_arn = int(arn.max()) + 1
+        if na_arn * na * np_ < (1 << 62):
+            key = (arn * na + actor[parent]) * np_ + person[parent]
+            _, first = np.unique(key, return_index=True)
+        else:  # too many distinct values for one integer key: sort on the three
+            order = np.lexsort((parent, person[parent], actor[parent], arn))
+            a, b, c = arn[order], actor[parent][order], person[parent][order]
+            new = np.ones(len(order), bool)
+            new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1]) | (c[1:] != c[:-1])
+            first = order[new]
+        keep[parent[first]] = True
+    it = table.column("instance_type").combine_chunks()
+    keep |= np.asarray(it.is_valid().to_numpy(zero_copy_only=False), bool)
+    names = table.column("event_name").combine_chunks()
+    enc = names if pa.types.is_dictionary(names.type) else pc.dictionary_encode(names)
+    words = enc.dictionary.to_pylist()
+    ni = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    for rule in _CREATE_RULES:  # the first creating event of each resource, by each reader's rule
+        creating = np.array([rule(w or "") for w in words] + [False], bool)
+        sel = np.flatnonzero(creating[ni][parent]) if len(arn) else ()
+        if len(sel):
+            _, first = np.unique(arn[sel], return_index=True)
+            keep[parent[sel[first]]] = True
+    return np.flatnonzero(keep)
+
+
+def rows_near(table: pa.Table, spans: Iterable[tuple[float, float]]) -> np.ndarray:
+    """Rows of a time-sorted window whose time is within any of the [start, end] spans, ascending."""
+    t = table.column("time").to_numpy()
+    keep = np.zeros(len(t), bool)
+    for a, b in spans:
+        lo, hi = np.searchsorted(t, a, "left"), np.searchsorted(t, b, "right")
+        keep[lo:hi] = True
+    return np.flatnonzero(keep)

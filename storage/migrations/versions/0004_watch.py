@@ -1,4 +1,4 @@
-"""the watch: spikes, watched files, change window, team routes, expected levels, switches
+"""the watch: spikes, watched files, change events and deploys, team routes, expected levels, switches
 
 Revision ID: 0004
 Revises: 0003
@@ -82,7 +82,6 @@ def upgrade() -> None:
     op.create_table('watch_changes',
     _id(),
     _ref('account_id'),
-    sa.Column('blob', sa.LargeBinary(), nullable=True),
     sa.Column('deploys', sa.JSON(), nullable=False),
     sa.Column('state', sa.JSON(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -90,6 +89,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_watch_changes')),
     sa.UniqueConstraint('account_id', name=op.f('uq_watch_changes_account_id'))
     )
+    op.create_table('watch_change_parts',
+    _id(),
+    _ref('account_id'),
+    sa.Column('blob', sa.LargeBinary(), nullable=False),
+    sa.Column('events', sa.Integer(), nullable=False),
+    sa.Column('min_time', sa.Float(), nullable=False),
+    sa.Column('max_time', sa.Float(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_watch_change_parts_account_id_accounts')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_watch_change_parts'))
+    )
+    with op.batch_alter_table('watch_change_parts', schema=None) as batch_op:
+        batch_op.create_index('ix_watch_change_parts_account', ['account_id'], unique=False)
+
     op.create_table('team_routes',
     _id(),
     _ref('workspace_id'),
@@ -126,6 +139,9 @@ def downgrade() -> None:
     op.drop_table('app_switches')
     op.drop_table('expected_levels')
     op.drop_table('team_routes')
+    with op.batch_alter_table('watch_change_parts', schema=None) as batch_op:
+        batch_op.drop_index('ix_watch_change_parts_account')
+    op.drop_table('watch_change_parts')
     op.drop_table('watch_changes')
     op.drop_table('watch_files')
     with op.batch_alter_table('spikes', schema=None) as batch_op:
