@@ -88,6 +88,21 @@ def _rules(owner_keys: list[str] | None = None):  # type: ignore[no-untyped-def]
     return TagRules.load(path).with_owner_keys(keys) if path else TagRules.default(keys)
 
 
+@contextmanager
+def _bundle_errors(root: Path):  # type: ignore[no-untyped-def]
+    """A bundle that cannot be read (its first problems listed) or a bad option value: one ``error:`` line."""
+    from engine.records import BundleError
+
+    try:
+        yield
+    except BundleError as e:
+        for issue in e.issues[:20]:
+            console.print(f"[red]✗[/] {issue}")
+        fail(f"could not read bundle {root} ({len(e.issues)} problem(s))")
+    except ValueError as e:
+        fail(str(e))
+
+
 @app.command()
 def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="directory to write (bundle/ and truth.csv)")],
@@ -126,7 +141,6 @@ def scan(
     With --bundle or --synthetic the scan runs here and stores nothing; with --account (or no source
     at all: the only configured account, a synthetic demo account on first use) it is stored.
     """
-    from engine.records import BundleError
     from engine.scan import scan_bundle, write_predictions
 
     if sum(map(bool, (bundle, synthetic, account))) > 1:
@@ -148,16 +162,9 @@ def scan(
         _run(_scan_account(account, enqueue, as_json, out_csv))
         return
     root = synthetic_bundle(seed, quiet=as_json) / "bundle" if synthetic else bundle
-    try:
-        with stage_progress(not as_json) as cb:
-            result = scan_bundle(root, rules=_rules(owner_key), strict=strict, workers=workers or get_settings().workers,
-                                 progress=cb)
-    except BundleError as e:
-        for issue in e.issues[:20]:
-            console.print(f"[red]✗[/] {issue}")
-        fail(f"could not read bundle {root} ({len(e.issues)} problem(s))")
-    except ValueError as e:
-        fail(str(e))
+    with _bundle_errors(root), stage_progress(not as_json) as cb:
+        result = scan_bundle(root, rules=_rules(owner_key), strict=strict, workers=workers or get_settings().workers,
+                             progress=cb)
     if out_csv:
         write_predictions(result.rows, out_csv)
     if as_json:
@@ -645,23 +652,18 @@ def _spike_item(d: dict) -> dict:
 def _bundle_spikes(root: Path, since: float | None, workers: int | None, quiet: bool,
                    owner_key: list[str] | None) -> list[dict]:
     """Scan the bundle for owners (progress on stderr), then the one-shot spike detection over it."""
-    from engine.records import BundleError
+    from bot.flags import enabled_rules
     from engine.scan import scan_bundle
+    from engine.spikes import SpikeConfig
     from engine.watch import bundle_spikes, owners_from_scan
 
     workers = workers or get_settings().workers
-    try:
-        with stage_progress(not quiet) as cb:
-            result = scan_bundle(root, rules=_rules(owner_key), workers=workers, progress=cb)
-            cb("spikes", 0.0)
-            found = bundle_spikes(root, owners_from_scan(result), since=since, workers=workers)
-            cb("spikes", 1.0)
-    except BundleError as e:
-        for issue in e.issues[:20]:
-            console.print(f"[red]✗[/] {issue}")
-        fail(f"could not read bundle {root} ({len(e.issues)} problem(s))")
-    except ValueError as e:
-        fail(str(e))
+    with _bundle_errors(root), stage_progress(not quiet) as cb:
+        result = scan_bundle(root, rules=_rules(owner_key), workers=workers, progress=cb)
+        cb("spikes", 0.0)
+        found = bundle_spikes(root, owners_from_scan(result), since=since, workers=workers,
+                              config=SpikeConfig(rules=enabled_rules()))
+        cb("spikes", 1.0)
     return [_spike_item(r.to_json()) for r in found]
 
 

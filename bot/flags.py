@@ -6,7 +6,9 @@ re-read whenever its modification time changes, and environment overrides
 (``COSTDNA_FLAG_SPIKES_STATISTICAL=false``), which win over the file. Going through openfeature-sdk
 keeps the door open to a real flag service later: only the provider changes.
 
-The engine never imports this module: the jobs turn ``enabled_rules()`` into ``SpikeConfig.rules``.
+Flags are configuration, like ``bot.settings``: they sit below every layer and import none of them. The
+engine never imports this module: the watch job and ``costdna spikes --bundle`` turn ``enabled_rules()``
+into ``SpikeConfig.rules``, so both surfaces switch a rule off alike.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from handlers.views import bill_line, money
+from handlers.watch_views import is_guess
 
 _usd = money  # ``$1,234.56``; a credit reads ``-$3.00``: as every chat card says it
 
@@ -206,7 +207,7 @@ def _owner(item: dict) -> str:
     if not team:
         return "[yellow]no owner[/]"
     conf = float(item.get("owner_confidence") or 0.0)
-    guess = " [dim](guess)[/]" if conf < 0.5 else ""
+    guess = " [dim](guess)[/]" if is_guess(item) else ""  # the cards' rule: the surfaces agree
     return f"{escape(str(team))} {conf:.0%}{guess}"
 
 

@@ -63,6 +63,16 @@ NAMED_CLOSE_HOURS = 1.0  # this close, a named candidate needs no test
 # A deploy's own CloudTrail calls: by its actor, from this long before its recorded time (a record
 # written when the pipeline ends) to this long after (a record written when it starts).
 MERGE_BEFORE, MERGE_AFTER = 1800, 7200
+LOOKBACK_HOURS = 12  # deploys and changes this long before a spike may be its cause
+
+
+def event_span(lookback_hours: int = LOOKBACK_HOURS) -> tuple[float, float]:
+    """Seconds before and after a spike's start within which ``explain`` may look at a change event: its
+    lookback and the deploy-merge margins, a daily spike's first day after; at least a day before. A
+    caller holding many events (the watch) builds only these for the causes."""
+    before = max(24, int(lookback_hours)) * 3600.0 + MERGE_BEFORE + 3600.0
+    after = 86400.0 + MERGE_AFTER + 3600.0
+    return before, after
 
 
 @dataclass
@@ -204,7 +214,7 @@ def _names(arn: str, resources: Sequence[str], hints: Sequence[str] = ()) -> boo
 
 
 def candidates(spike: Spike, deploys: Sequence[Deploy], changes: Sequence[ChangeEvent], owner_team: str,
-               team_of: Callable[[str], str | None], lookback_hours: int = 12, daily: bool = False) -> list[_Cand]:
+               team_of: Callable[[str], str | None], lookback_hours: int = LOOKBACK_HOURS, daily: bool = False) -> list[_Cand]:
     """Deploys and deploy-like changes before the spike that name its resource or come from its owner.
 
     The spike's first hour (first day when ``daily``: the export gives that resource's cost per day)
@@ -268,7 +278,7 @@ def looks_daily(cost_row: np.ndarray, start_hour: int) -> bool:
 
 def explain(spike: Spike, cost_row: np.ndarray, start_hour: int, deploys: Sequence[Deploy],
             changes: Sequence[ChangeEvent], owner_team: str, team_of: Callable[[str], str | None],
-            lookback_hours: int = 12, daily: bool | None = None) -> Cause | None:
+            lookback_hours: int = LOOKBACK_HOURS, daily: bool | None = None) -> Cause | None:
     """The most likely cause of ``spike``, or None ("no cause found").
 
     ``cost_row`` is the resource's hourly amortized cost, column 0 being epoch hour ``start_hour``.

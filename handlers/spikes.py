@@ -82,11 +82,8 @@ async def cmd_digest(svc: Services, who: Who, args: list[str], rest: str) -> Rep
 
         return Reply.of(help_card("`digest` takes no arguments."))
     from handlers.commands import _account
+    from jobs.digest import digest_data
 
-    try:
-        from jobs.digest import digest_data
-    except ImportError:  # the digest job is not installed in this build
-        return Reply.of(error_card("The digest is not available in this version."))
     async with svc.db.session() as s:
         account = await _account(s, who)
         data = await digest_data(s, account, _now())
@@ -209,12 +206,13 @@ async def _adopt(s: Any, account: Any, ws: Any, who: Who) -> None:
 
 
 async def _alerts_card(s: Any, ws: Any, account: Any) -> Card:
+    from jobs.route import alerts_channel
+    from jobs.watch import alerts_mode
     from storage import watch_repo
 
-    st = ws.settings or {}
-    mode = (account.options or {}).get("alerts_mode", "auto")
+    mode = alerts_mode(account)
     panic = await watch_repo.panic(s)
-    channel = st.get("alerts_channel") or st.get("digest_channel")
+    channel = alerts_channel(ws)
     fields = [("Mode", f"{mode}" + (" (strict until 7 days of cost history, then audit)" if mode == "auto" else "")),
               ("Panic switch", "⏸ *on*: nobody is notified" if panic else "off"),
               ("Alerts channel", f"<#{channel}>" if channel else "_none: set `settings alerts #channel`_")]
@@ -253,18 +251,6 @@ async def handle_spike_action(svc: Services, who: Who, action: str, value: str) 
     return await fn(svc, who, spike_id, nonce, arg)
 
 
-def expected_level(spike: Any) -> float:
-    """What "Mark expected" stores: engine.spikes.expected_level when the engine has it, else the peak."""
-    try:
-        from engine.spikes import expected_level as level
-    except ImportError:
-        return float(spike.peak_usd_per_hour or 0.0)
-    try:
-        return float(level(spike))
-    except Exception:  # the row is not an engine Spike (epoch fields...): the peak is what was seen
-        return float(spike.peak_usd_per_hour or 0.0)
-
-
 async def _account_of(s: Any, spike: Any) -> Any:
     return await repo.get_account(s, spike.account_id)
 
@@ -273,10 +259,7 @@ async def _expected(svc: Services, who: Who, spike_id: int, nonce: str, arg: str
     from storage import watch_repo
 
     async with svc.db.session() as s:
-        spike = await watch_repo.check_spike_nonce(s, spike_id, nonce)
-        level = expected_level(spike)
-        spike = await watch_repo.decide_spike(s, spike_id, nonce, "expected", who.user_id)
-        await watch_repo.set_expected(s, spike.account_id, spike.arn, level, actor=who.user_id)
+        spike, level = await watch_repo.mark_expected(s, spike_id, nonce, who.user_id)
         account = await _account_of(s, spike)
         card = wv.decided_card(spike, f"Marked *expected* by {who.mention()}: costdna takes "
                                       f"{wv.per_hour(level)} as normal for `{spike.resource_id}` and stays quiet "
@@ -355,20 +338,12 @@ async def _assign(svc: Services, who: Who, spike_id: int, nonce: str, team: str)
 
 async def reroute_after_label(s: Any, account_id: int, arn: str, team: str, actor: str) -> list[tuple[Card, int]]:
     """After a "who owns this?" answer: spikes of ``arn`` marked "not ours" now belong to ``team`` and go
-    to it. Returns (alert card, spike id) for each, to deliver along its new route (``ROUTE`` posts).
-
-    NOTE: a query over ``storage.models.Spike`` written here (storage.watch_repo has no "spikes of an arn
-    by status"); it belongs in watch_repo."""
-    from sqlalchemy import select
-
+    to it. Returns (alert card, spike id) for each, to deliver along its new route (``ROUTE`` posts)."""
     from storage import watch_repo
-    from storage.models import Spike
 
-    rows = (await s.scalars(select(Spike.id).where(Spike.account_id == account_id, Spike.arn == arn,
-                                                   Spike.status == "not_ours"))).all()
     out = []
-    for sid in rows:
+    account = await repo.get_account(s, account_id)
+    for sid in await watch_repo.spike_ids_of(s, account_id, arn, "not_ours"):
         spike = await watch_repo.reroute_spike(s, sid, team, actor)
-        account = await repo.get_account(s, account_id)
         out.append((wv.alert_card(spike, account, now=_now()), sid))
     return out

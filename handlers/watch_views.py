@@ -1,6 +1,6 @@
 """Cards of the watch: a cost spike alert, an alert storm, the daily digest, the open spikes, an explanation.
 
-Pure functions of the rows and dicts they are given (no queries). A spike is the storage row (H4's
+Pure functions of the rows and dicts they are given (no queries). A spike is the storage row (
 ``storage.models.Spike``) or anything with the same attributes (a dict works too): ``id``, ``nonce``,
 ``arn``, ``resource_id``, ``resource_type``, ``kind``, ``start``/``end`` (epoch seconds or datetimes),
 ``peak_usd_per_hour``, ``baseline_usd_per_hour``, ``extra_usd``, ``severity``, ``reasons``, ``owner_team``,
@@ -336,7 +336,7 @@ def digest_card(data: Mapping[str, Any], account: Any = None, *, chart: bool = T
     sections = []
     if data.get("paused"):
         sections.append(Section("⏸ *Alerts are paused* (panic switch): spikes are still scored and stored, "
-                                "but nobody is notified. `/costdna settings alerts audit` resumes them."))
+                                "but nobody is notified. `/costdna settings alerts resume` resumes them."))
     sections.append(Section(f"Yesterday{' (' + str(day) + ')' if day else ''}: *{money(y)}* vs a 7-day average of "
                             f"{money(avg)}{_pct(y, avg)}."))
     movers = data.get("movers") or {}

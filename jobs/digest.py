@@ -98,7 +98,7 @@ def _spike_json(sp: Any) -> dict[str, Any]:
     return {"id": sp.id, "arn": sp.arn, "resource_id": sp.resource_id, "severity": sp.severity,
             "status": sp.status, "delivery": sp.delivery, "kind": sp.kind, "owner_team": sp.owner_team,
             "start": sp.start.astimezone(UTC).strftime(iso), "end": sp.end.astimezone(UTC).strftime(iso),
-            "peak_usd_per_hour": round(sp.peak_usd_per_hour, 2), "extra_usd": round(sp.extra_usd, 2),
+            "peak_usd_per_hour": round(sp.peak_usd_per_hour, 4), "extra_usd": round(sp.extra_usd, 2),
             "snooze_until": sp.snooze_until.astimezone(UTC).strftime(iso) if sp.snooze_until else None}
 
 

@@ -73,20 +73,23 @@ async def route_for(s: AsyncSession, account: Any, spike: Any, *, threshold: flo
     source = getattr(spike, "owner_source", "") or "none"
     guess = bool(team) and source in GUESS_SOURCES and float(getattr(spike, "owner_confidence", 0.0)) < threshold
     emails = spike_people(spike)
-    ws = await s.get(Workspace, account.workspace_id) if account.workspace_id else None
-    alerts_channel = None
-    if ws is not None:
-        st = ws.settings or {}
-        alerts_channel = st.get("alerts_channel") or st.get("digest_channel")
+    ws = await account_workspace(s, account)
+    fallback_channel = alerts_channel(ws)
     mapped = await watch_repo.team_route(s, ws.id, team) if (ws is not None and team) else None
     if mapped is not None and (mapped.users or mapped.channel):
         return Route(users=list(mapped.users), emails=emails, channel=mapped.channel, fallback=False, guess=guess,
                      team=team)
-    return Route(users=[], emails=emails, channel=alerts_channel, fallback=True, guess=guess, team=team)
+    return Route(users=[], emails=emails, channel=fallback_channel, fallback=True, guess=guess, team=team)
 
 
 async def account_workspace(s: AsyncSession, account: Any) -> Workspace | None:
     return await s.get(Workspace, account.workspace_id) if account.workspace_id else None
 
 
-__all__ = ["Route", "route_for", "spike_people", "looks_like_email", "account_workspace"]
+def alerts_channel(ws: Workspace | None) -> str | None:
+    """Where unrouted alerts and storm summaries go: the workspace's alerts channel, else its digest channel."""
+    st = (ws.settings or {}) if ws is not None else {}
+    return st.get("alerts_channel") or st.get("digest_channel") or None
+
+
+__all__ = ["Route", "route_for", "spike_people", "looks_like_email", "account_workspace", "alerts_channel"]

@@ -32,11 +32,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jobs.route import Route, looks_like_email, route_for
+from jobs.route import Route, account_workspace, alerts_channel, looks_like_email, route_for
 from storage import repo, watch_repo
 from storage.models import Account, Spike
 
@@ -75,7 +75,8 @@ def _setting(settings: Any, name: str, default: Any) -> Any:
 
 
 def _epoch(dt: datetime) -> float:
-    return dt.timestamp()
+    """Epoch seconds of a stored time; SQLite gives it back naive, and every stored time is UTC."""
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def alerts_mode(account: Account) -> str:
@@ -309,19 +310,6 @@ def _merge_deploys(window: watch_repo.ChangesWindow, new_deploys: list) -> list:
     return dl
 
 
-def _explain_span() -> tuple[float, float]:
-    """Seconds before and after a spike's start in which engine.explain looks at change events (its
-    lookback and deploy-merge margins, a daily spike's first day; at least a day before)."""
-    import inspect
-
-    from engine import explain as ex
-
-    lookback = inspect.signature(ex.explain).parameters["lookback_hours"].default
-    before = max(24, int(lookback)) * 3600.0 + float(getattr(ex, "MERGE_BEFORE", 1800)) + 3600.0
-    after = 86400.0 + float(getattr(ex, "MERGE_AFTER", 7200)) + 3600.0
-    return before, after
-
-
 # -- owners -------------------------------------------------------------------------------------
 
 
@@ -344,11 +332,11 @@ async def owner_map(s: Any, account: Account) -> dict[str, tuple[str, float, str
     return out
 
 
-def _people(changes: list, deploys: list) -> dict[str, list[str]]:
+def _people(changes: list) -> dict[str, list[str]]:
     """arn -> the person who launched it (the person behind its creating CloudTrail event), when known.
 
     Only the launcher: people who merely touched a resource are not paged. The person behind a spike's
-    cause (the deploy's or change's actor) is added by ``jobs.route``. ``deploys`` is kept for callers.
+    cause (the deploy's or change's actor) is added by ``jobs.route``.
     """
     from engine.creators import creators_of_changes
 
@@ -363,16 +351,12 @@ def _detect(series: Any, since: int | None, window: ChangeWindow | list, deploys
     Of the change window only the rows that decide novelty, creators and people
     (``engine.sources.changes.essential_rows``) and those near a spike (causes) become objects: the
     answers are those over the whole window."""
+    from bot.flags import enabled_rules  # configuration, as bot.settings: below every layer
+    from engine.explain import event_span
     from engine.spikes import SpikeConfig, chart_points, detect
     from engine.watch import report_spikes
 
-    cfg = SpikeConfig()
-    try:
-        from bot.flags import enabled_rules
-
-        cfg = SpikeConfig(rules=enabled_rules())
-    except Exception as e:  # no flags module or provider: every rule on
-        log.debug("flags not read (%s): all spike rules on", e)
+    cfg = SpikeConfig(rules=enabled_rules())  # the flags never raise: unreadable means every rule on
     if isinstance(window, ChangeWindow):
         import numpy as np
 
@@ -387,10 +371,10 @@ def _detect(series: Any, since: int | None, window: ChangeWindow | list, deploys
         return []
     changes = core
     if window is not None:
-        before, after = _explain_span()
+        before, after = event_span()
         near = rows_near(window.table, [(float(sp.start) - before, float(sp.start) + after) for sp in spikes])
         changes = window.events(np.union1d(core_rows, near))
-    people = _people(changes, deploys)
+    people = _people(changes)
     out = []
     for r in report_spikes(series, spikes, changes, deploys, owners):
         sp = r.spike
@@ -449,9 +433,7 @@ async def store_and_alert(s: Any, ctx: dict, account: Account, found: list[Found
     floor = int(_setting(settings, "alerts_storm_floor", STORM_FLOOR))
     limit = min(cap, max(math.ceil(STORM_FACTOR * usual), floor))
     recent_from = (data_hour - RECENT_HOURS) * 3600 if data_hour is not None else None
-    ws = await repo_workspace(s, account)
-    out.storm_channel = ((ws.settings or {}).get("alerts_channel") or (ws.settings or {}).get("digest_channel")
-                         if ws is not None else None)
+    out.storm_channel = alerts_channel(await account_workspace(s, account))
     rank = {"critical": 0, "warning": 1, "info": 2}
     for f in sorted(found, key=lambda f: (rank.get(f.spike.severity, 3), -f.spike.extra_usd)):
         sp = f.spike
@@ -466,7 +448,7 @@ async def store_and_alert(s: Any, ctx: dict, account: Account, found: list[Found
         if not created:
             continue  # the same spike (or one it merged into): alerted at most once
         out.created += 1
-        snoozed = await _snoozed_arn(s, account.id, sp.arn, row.id, now_dt)
+        snoozed = await watch_repo.snoozed_until(s, account.id, sp.arn, now_dt, other_than=row.id)
         if snoozed is not None:
             row.status, row.snooze_until = "snoozed", snoozed
             continue  # stays pending while snoozed: never alerted for this spike
@@ -505,14 +487,6 @@ def _decide(row: Spike, *, panic: bool, mode: str, recent_from: float | None) ->
     return None
 
 
-async def _snoozed_arn(s: Any, account_id: int, arn: str, spike_id: int, now: datetime) -> datetime | None:
-    from sqlalchemy import select
-
-    return await s.scalar(select(Spike.snooze_until).where(
-        Spike.account_id == account_id, Spike.arn == arn, Spike.id != spike_id, Spike.status == "snoozed",
-        Spike.snooze_until > now).order_by(Spike.snooze_until.desc()).limit(1))
-
-
 async def _effective_mode(s: Any, account: Account, history_hours: int) -> str:
     """strict | audit for this run. ``auto``: strict until PROMOTE_HOURS of cost history, then audit;
     the promotion is written to the audit log once (and remembered in the account's options)."""
@@ -529,12 +503,6 @@ async def _effective_mode(s: Any, account: Account, history_hours: int) -> str:
     return "audit"
 
 
-async def repo_workspace(s: Any, account: Account) -> Any:
-    from storage.models import Workspace
-
-    return await s.get(Workspace, account.workspace_id) if account.workspace_id else None
-
-
 async def send(ctx: dict, out: Outcome) -> None:
     """The notifications of one account's watch, after its transaction committed."""
     notify = ctx["notify"]
@@ -544,7 +512,3 @@ async def send(ctx: dict, out: Outcome) -> None:
     if out.storm_ids:
         await notify("spike.storm", account_id=out.account_id, workspace_id=out.workspace_id,
                      spike_ids=list(out.storm_ids), count=len(out.storm_ids), channel=out.storm_channel)
-
-
-def hour_iso(epoch_hour: int) -> str:
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=epoch_hour)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -111,10 +111,6 @@ async def get_spike(s: AsyncSession, spike_id: int) -> Spike:
     return row
 
 
-async def spike_by_key(s: AsyncSession, account_id: int, key: str) -> Spike | None:
-    return await s.scalar(select(Spike).where(Spike.account_id == account_id, Spike.key == key))
-
-
 async def open_spikes(s: AsyncSession, account_id: int, since: datetime | float | None = None, *,
                       statuses: Iterable[str] = ("open", "snoozed"), limit: int = 200) -> list[Spike]:
     """Spikes people have not settled (open or snoozed by default), newest first; with ``since``,
@@ -184,14 +180,10 @@ async def mark_expected(s: AsyncSession, spike_id: int, nonce: str, actor: str) 
     """The "Mark expected" button: the spike becomes expected (``decide_spike``, exactly once) and its
     resource's level up to the spike's peak is expected from now on (the next watch's ``detect`` gets it
     as baseline). (spike, the level stored in $/h)."""
-    row = await decide_spike(s, spike_id, nonce, "expected", actor)
-    level = float(row.peak_usd_per_hour)
-    try:
-        from engine.spikes import expected_level
+    from engine.spikes import expected_level
 
-        level = float(expected_level(row))  # type: ignore[arg-type]
-    except Exception:  # the engine's rule reads the same fields; the peak is the fallback
-        pass
+    row = await decide_spike(s, spike_id, nonce, "expected", actor)
+    level = float(expected_level(row))  # type: ignore[arg-type]  # reads only the peak and baseline $/h
     await set_expected(s, row.account_id, row.arn, level, actor=actor)
     return row, level
 
@@ -233,13 +225,31 @@ async def add_spike_ref(s: AsyncSession, spike_id: int, platform: str, channel: 
 
 async def reroute_spike(s: AsyncSession, spike_id: int, team: str, actor: str) -> Spike:
     """After "not ours" and a new label (or "assign team"): the spike belongs to ``team`` and may be
-    routed again (status open, delivery pending)."""
+    routed again (status open, delivery pending). Its nonce changes: the buttons of the cards sent before
+    (a replayed "not ours" or "expected") no longer act on the re-opened spike; the new alert has new ones."""
     row = await get_spike(s, spike_id)
+    row.nonce = repo.new_nonce()
     row.owner_team, row.owner_source, row.owner_confidence = team, "label", 1.0
     row.status, row.delivery, row.updated_at = "open", "pending", utcnow()
     await repo.audit(s, "spike.reroute", actor=actor, account_id=row.account_id, target=row.arn,
                      spike_id=spike_id, team=team)
     return row
+
+
+async def spike_ids_of(s: AsyncSession, account_id: int, arn: str, status: str) -> list[int]:
+    """The ids of a resource's spikes in ``status`` (e.g. those marked "not ours", to re-route after a label)."""
+    return list((await s.scalars(select(Spike.id).where(Spike.account_id == account_id, Spike.arn == arn,
+                                                        Spike.status == status).order_by(Spike.id))).all())
+
+
+async def snoozed_until(s: AsyncSession, account_id: int, arn: str, now: datetime, *,
+                        other_than: int | None = None) -> datetime | None:
+    """When the latest snooze still running on a resource's spikes ends (None: none is), so a new spike on
+    a snoozed resource stays quiet too. ``other_than``: a spike id left out (the new one)."""
+    cond = [Spike.account_id == account_id, Spike.arn == arn, Spike.status == "snoozed", Spike.snooze_until > now]
+    if other_than is not None:
+        cond.append(Spike.id != other_than)
+    return await s.scalar(select(Spike.snooze_until).where(*cond).order_by(Spike.snooze_until.desc()).limit(1))
 
 
 async def alerts_sent_since(s: AsyncSession, account_id: int, since: datetime) -> int:
@@ -376,6 +386,9 @@ async def seen_files(s: AsyncSession, account_id: int) -> dict[str, SeenRow]:
     return {p: SeenRow(p, int(sz), float(mt), k) for p, sz, mt, k in rows}
 
 
+IN_BATCH = 1000  # paths per IN (...): SQLite and asyncpg take at most 32,767 parameters a statement
+
+
 async def record_files(s: AsyncSession, account_id: int, files: Iterable[Any],
                        parts: Mapping[str, bytes | None] | None = None,
                        rows: Mapping[str, int] | None = None) -> int:
@@ -385,8 +398,11 @@ async def record_files(s: AsyncSession, account_id: int, files: Iterable[Any],
     files = list(files)
     if not files:
         return 0
-    existing = {w.path: w for w in (await s.scalars(select(WatchFile).where(
-        WatchFile.account_id == account_id, WatchFile.path.in_([f.path for f in files])))).all()}
+    existing: dict[str, WatchFile] = {}
+    paths = [f.path for f in files]
+    for i in range(0, len(paths), IN_BATCH):  # a first watch can name more files than a query takes
+        existing.update((w.path, w) for w in (await s.scalars(select(WatchFile).where(
+            WatchFile.account_id == account_id, WatchFile.path.in_(paths[i:i + IN_BATCH])))).all())
     now = utcnow()
     for f in files:
         w = existing.get(f.path)
@@ -405,13 +421,6 @@ async def load_parts(s: AsyncSession, account_id: int) -> dict[str, bytes]:
     res = await s.execute(select(WatchFile.path, WatchFile.part).where(
         WatchFile.account_id == account_id, WatchFile.part.is_not(None)).order_by(WatchFile.path))
     return {p: bytes(b) for p, b in res}
-
-
-async def save_parts(s: AsyncSession, account_id: int, parts: Mapping[str, bytes]) -> None:
-    """Replace the stored part of files already recorded (``record_files`` records new ones)."""
-    for path, b in parts.items():
-        await s.execute(update(WatchFile).where(WatchFile.account_id == account_id, WatchFile.path == path)
-                        .values(part=b))
 
 
 @dataclass

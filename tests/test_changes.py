@@ -276,7 +276,7 @@ def test_essential_rows_answer_as_the_whole_window() -> None:
     assert _novelty(series, sub, LAUNCHES) == _novelty(series, full, LAUNCHES)
     owners = {a: (f"team{i % 3}", 0.9, "tag") for i, a in enumerate(arns[::2])}
     assert creator_teams(sub, [], owners) == creator_teams(full, [], owners)
-    assert _people(sub, []) == _people(full, [])
+    assert _people(sub) == _people(full)
     assert creators_of_changes(sub) == creators_of_changes(full)
     assert set(acts_of_changes(sub)) == set(acts_of_changes(full))
     times = win.column("time").to_numpy()

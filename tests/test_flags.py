@@ -77,3 +77,12 @@ def test_bad_file_or_wrong_type_keeps_defaults(flag_file):
     assert rule_enabled("spikes.cold_start")
     write(flag_file, ["spikes.cold_start"])
     assert enabled_rules() == RULES
+
+
+def test_the_watch_job_reads_the_flags(flag_file):
+    """The hourly watch builds its SpikeConfig from the flags: a rule switched off there stops alerting."""
+    from jobs.watch import _detect
+
+    assert len(_detect(spiky(), None, [], [], {}, {})) == 1
+    write(flag_file, {"spikes.statistical": False})
+    assert _detect(spiky(), None, [], [], {}, {}) == []

@@ -152,6 +152,9 @@ async def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Pa
     for var in CLEAR:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("COSTDNA_SLACK_POST_INTERVAL_S", "0")  # no pacing in tests
+    from bot.settings import get_settings
+
+    get_settings.cache_clear()  # the alerts read the pacing from the settings
     monkeypatch.setattr(bot.slack.server, "QUEUE_CLOSE_TIMEOUT_S", 1)  # a debounced retrain is not waited for
     standin = await SlackStandIn().start()
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{tmp_path / 'c.db'}",

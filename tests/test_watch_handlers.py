@@ -302,8 +302,11 @@ async def test_assign_team_labels_and_reroutes_once(svc: Services):
     async with svc.db.session() as s:
         labels = await repo.current_labels(s, sp.account_id)
     assert labels[sp.arn] == "data"
+    assert row.nonce != sp.nonce  # re-opened with new buttons: the old card's no longer act
     again = await handle_action(svc, BOB, "spike_assign", f"{sp.id}.{sp.nonce}.data")
-    assert again.ephemeral is not None and "already" in again.ephemeral.text() and again.posts == []
+    assert again.ephemeral is not None and "not one costdna sent" in again.ephemeral.text() and again.posts == []
+    replay_new = await handle_action(svc, BOB, "spike_assign", f"{sp.id}.{row.nonce}.data")
+    assert replay_new.ephemeral is not None and "already" in replay_new.ephemeral.text() and replay_new.posts == []
     async with svc.db.session() as s:
         n = len((await s.scalars(select(Label).where(Label.arn == sp.arn))).all())
     assert n == 1

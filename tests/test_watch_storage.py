@@ -138,6 +138,15 @@ async def test_expected_routes_switches_files(db_url: str) -> None:
             await watch_repo.record_files(s, acct.id, [f1b], parts={"cost/a.csv": b"two"})
         async with db.session() as s:
             assert (await watch_repo.seen_files(s, acct.id))["cost/a.csv"].size == 12
+            # more paths than one IN (...) takes: looked up in batches, each path still one row
+            many = [SimpleNamespace(path=f"cloudtrail/{i}.json", size=i, mtime=1.0, kind="cloudtrail")
+                    for i in range(2 * watch_repo.IN_BATCH + 3)]
+            await watch_repo.record_files(s, acct.id, many)
+            await watch_repo.record_files(s, acct.id, [SimpleNamespace(**{**vars(f), "size": f.size + 1})
+                                                       for f in many])
+        async with db.session() as s:
+            seen = await watch_repo.seen_files(s, acct.id)
+            assert len(seen) == len(many) + 2 and seen["cloudtrail/4.json"].size == 5
             assert await watch_repo.load_parts(s, acct.id) == {"cost/a.csv": b"two"}
             assert (await watch_repo.load_changes(s, acct.id)).state == {}
             await watch_repo.save_changes(s, acct.id, deploys=[{"time": 1}], state={"last_scored_hour": 5})

@@ -13,8 +13,8 @@ worker through ``worker_notifier`` -- the watch is delivered too):
 - ``spike.storm`` (account_id, workspace_id, spike_ids, count, channel): one summary post.
 - ``digest.ready`` (workspace_id, account_id, channel, data): the digest card, chart in its thread.
 
-Posts are paced per channel (``interval_s``; Slack allows about one message per second per channel);
-the ``COSTDNA_SLACK_POST_INTERVAL_S`` environment variable overrides the default. A notifier never fails a
+Posts are paced per channel (``interval_s``; Slack allows about one message per second per channel;
+the settings' ``slack_post_interval_s``, ``COSTDNA_SLACK_POST_INTERVAL_S``, sets it). A notifier never fails a
 job: every error is logged and the delivery goes on with the next target.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,15 +32,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 log = logging.getLogger("costdna.slack")
 
 KINDS = ("spike.alert", "spike.storm", "digest.ready")
-POST_INTERVAL_S = 1.1
 DELIVERY_TIMEOUT_S = 120.0
 
 
-def post_interval(default: float = POST_INTERVAL_S) -> float:
-    try:
-        return max(0.0, float(os.environ.get("COSTDNA_SLACK_POST_INTERVAL_S", default)))
-    except ValueError:
-        return default
+def post_interval() -> float:
+    """Seconds between posts to one channel: ``COSTDNA_SLACK_POST_INTERVAL_S`` through the settings."""
+    from bot.settings import get_settings
+
+    return float(get_settings().slack_post_interval_s)
 
 
 def _err(e: Exception) -> str:
@@ -212,6 +210,7 @@ class SlackAlerts:
                     spike_ids: Any = (), count: int | None = None, channel: str | None = None,
                     **_: Any) -> tuple[str, str] | None:
         from handlers import watch_views as wv
+        from jobs.route import alerts_channel
         from storage import repo, watch_repo
         from storage.models import Workspace
 
@@ -226,9 +225,7 @@ class SlackAlerts:
             if workspace_id is None and account is not None:
                 workspace_id = account.workspace_id
             if not channel and workspace_id is not None:
-                ws = await s.get(Workspace, workspace_id)
-                st = (ws.settings or {}) if ws is not None else {}
-                channel = st.get("alerts_channel") or st.get("digest_channel")
+                channel = alerts_channel(await s.get(Workspace, workspace_id))
             card = wv.storm_card(account, spikes, count if count is not None else len(spikes))
         if not channel:
             log.warning("slack: an alert storm on account %s and no alerts channel to say so", account_id)

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from engine.activity import CREATE, USE, relation_of
 from engine.records import BundleIssue
-from engine.sources.cloudtrail import parse_record, parse_time, principal_lookup, resources_cached
+from engine.sources.cloudtrail import parse_record, parse_time, principal_lookup, records_of, resources_cached
 from engine.sources.files import UnreadableFile, gc_paused, read_bytes, to_utf8
 
 # Code and configuration changes: what a deploy leaves in CloudTrail, and the modifications that
@@ -230,18 +230,6 @@ def _structs(body: bytes) -> list[_Rec] | None:
         return None
 
 
-def _records_of(doc: Any) -> list | None:
-    if type(doc) is list:
-        return doc
-    if type(doc) is dict:
-        recs = doc.get("Records")
-        if type(recs) is list:
-            return recs
-        if "Records" not in doc and "eventName" in doc:
-            return [doc]
-    return None
-
-
 def _dicts(recs: list, where: str, path: str, issues: list[BundleIssue], out: list[ChangeEvent]) -> None:
     for i, rec in enumerate(recs, 1):
         try:
@@ -292,7 +280,7 @@ def parse_changes(data: bytes, path: str, issues: list[BundleIssue]) -> list[Cha
         except orjson.JSONDecodeError as e:
             whole = e
         else:
-            recs_d = _records_of(doc)
+            recs_d = records_of(doc)
             if recs_d is None:
                 issues.append(BundleIssue(path, "", 'not CloudTrail: expected {"Records": [...]}, a list of '
                                                     "records, or JSON lines"))

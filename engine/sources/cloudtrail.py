@@ -644,7 +644,7 @@ def _fast_file(body: bytes, path: str, issues: list[BundleIssue], default_region
     return out
 
 
-def _records_of(doc: Any) -> list | None:
+def records_of(doc: Any) -> list | None:
     """The record list of one parsed JSON document, or None when it has no CloudTrail shape."""
     if type(doc) is list:
         return doc
@@ -733,7 +733,7 @@ def parse_payload(data: bytes, path: str, issues: list[BundleIssue],
         except orjson.JSONDecodeError as e:
             whole_error = e
         else:
-            recs = _records_of(doc)
+            recs = records_of(doc)
             if recs is None:
                 issues.append(BundleIssue(path, "", f"not CloudTrail: {_SHAPE}"))
             else:
