@@ -675,8 +675,11 @@ def _stored_spike_dict(row) -> dict:  # type: ignore[no-untyped-def]
         return dict(row.to_json())
     from sqlalchemy import inspect as sa_inspect
 
-    return {a.key: getattr(row, a.key) for a in sa_inspect(row).mapper.column_attrs
-            if a.key not in ("series", "chat_refs", "nonce", "account_id")}
+    d = {a.key: getattr(row, a.key) for a in sa_inspect(row).mapper.column_attrs
+         if a.key not in ("series", "chat_refs", "nonce", "account_id")}
+    if isinstance(d.get("score"), float):
+        d["score"] = round(d["score"], 2)  # as the engine's own to_json
+    return d
 
 
 async def _account_spikes(name: str, since: float | None) -> tuple[str, list[dict]]:

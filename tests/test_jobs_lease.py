@@ -8,6 +8,7 @@ in-process run, is interrupted. (A real worker SIGKILLed mid-scan: tests/test_jo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -102,7 +103,11 @@ async def test_live_slow_scan_is_not_taken_over(tmp_path: Path, pg_url: str, red
         row = await get_scan(db, scan.id)
         assert row.status == "succeeded" and row.attempts == 1, row.error
         assert sum(w.jobs_complete for w in ws) == 1 and sum(w.jobs_retried + w.jobs_failed for w in ws) == 0
-        assert len(ttls) > 100 and min(ttls) > 0 and max(ttls) <= 2000, (min(ttls), max(ttls))
+        # arq sets its own TTL (job timeout + 10 s) an instant before the lease takes the key over: a
+        # sample may land in between, on a busy machine
+        leased_ttls = list(itertools.dropwhile(lambda t: t > 2000, ttls))
+        assert len(ttls) - len(leased_ttls) <= 2, ttls[:5]
+        assert len(leased_ttls) > 100 and min(ttls) > 0 and max(leased_ttls) <= 2000, (min(ttls), max(leased_ttls))
         assert await queue.pool.exists(key) == 0
         assert row.heartbeat_at is not None and row.heartbeat_at > row.started_at  # the row was stamped too
         n = row.counts["resources"]

@@ -459,3 +459,87 @@ async def test_change_window_stores_only_new_events(sqlite_url: str) -> None:
         assert [e.event_id for e in jw.ChangeWindow.build(parts, [], now=30 * day).events()] == ["d", "b", "c", "e"]
     finally:
         await db.close()
+
+
+def _sso_record(bundle: Path) -> dict[str, Any]:
+    """A CloudTrail record of a person working through the shared SSO role (session name = e-mail)."""
+    import json
+
+    for f in sorted((bundle / "cloudtrail").rglob("*.json.gz")):
+        with gzip.open(f, "rt") as fh:
+            for rec in json.load(fh)["Records"]:
+                ui = rec.get("userIdentity") or {}
+                if "AWSReservedSSO" in (ui.get("arn") or "") and "@" in ui["arn"].rsplit("/", 1)[-1] \
+                        and not rec.get("errorCode"):
+                    return rec
+    raise AssertionError("the synthetic org has no SSO session")
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_early_warning_from_a_launch_then_its_cost_is_the_same_spike(sqlite_url: str, bundle: Path,
+                                                                           synth_bundle: Path) -> None:
+    """A p4d.24xlarge launched through the shared SSO role alerts from its CloudTrail event, before any
+    billing data, owned by its launcher's team and routed to the launcher's e-mail; the cost hours that
+    follow are the same spike, not a second alert."""
+    import json
+
+    db, ctx, acct, rec = await setup(sqlite_url, bundle)
+    try:
+        async with db.session() as s:  # the owners people know (as a scan would have them)
+            for t in csv.DictReader((synth_bundle.parent / "truth.csv").open()):
+                if t["team"] and not t["team"].startswith("("):
+                    await repo.add_label(s, acct.id, t["arn"], t["team"], source="human", actor="test")
+        await jw.watch(ctx, acct.id)  # the history
+        rec.events.clear()
+        last, costs = last_hour_costs(bundle)
+        proto = _sso_record(bundle)
+        person = proto["userIdentity"]["arn"].rsplit("/", 1)[-1]
+        account, region = proto["recipientAccountId"], proto.get("awsRegion", "us-east-1")
+        iid = "i-0feedfacecafe0001"
+        launch = {**proto, "eventName": "RunInstances", "eventSource": "ec2.amazonaws.com",
+                  "eventTime": _iso_hour(last + 1).replace(":00:00Z", ":12:00Z"), "eventID": "7f2c-launch-0001",
+                  "readOnly": False, "eventType": "AwsApiCall", "resources": None,
+                  "requestParameters": {"instanceType": "p4d.24xlarge", "minCount": 1, "maxCount": 1},
+                  "responseElements": {"instancesSet": {"items": [{"instanceId": iid,
+                                                                   "instanceType": "p4d.24xlarge"}]}}}
+        f = bundle / "cloudtrail" / "AWSLogs" / account / "CloudTrail" / region / "extra" / "launch.json.gz"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(f, "wt") as fh:
+            json.dump({"Records": [launch]}, fh)
+        res = await jw.watch(ctx, acct.id, now=(last + 1) * 3600 + 1200)
+        assert any(p.endswith("launch.json.gz") for p in res["files_read"])
+        rows = [r for r in await _rows(db, acct) if r.arn.endswith(iid)]
+        assert [(r.kind, r.instance_type) for r in rows] == [("early_warning", "p4d.24xlarge")]
+        ew = rows[0]
+        assert ew.owner_source == "creator" and ew.owner_team and ew.severity in ("warning", "critical")
+        [alert] = [a for a in rec.kinds("spike.alert") if a["spike_id"] == ew.id]
+        assert person in alert["route"]["emails"]
+
+        # billing lands: the instance's first cost hours are the same spike, alerted once
+        arn = ew.arn
+        header, _rows_ = _read_cur(_cur_files(bundle)[0])
+        row = {c: "" for c in header}
+        row.update({"line_item_resource_id": iid, "line_item_usage_account_id": account,
+                    "line_item_product_code": "AmazonEC2", "line_item_line_item_type": "Usage",
+                    "line_item_usage_type": "BoxUsage:p4d.24xlarge", "product_region_code": region,
+                    "line_item_unblended_cost": "32.7726", "line_item_usage_start_date": _iso_hour(last + 1),
+                    "line_item_usage_end_date": _iso_hour(last + 2)})
+        for c in ("line_item_blended_cost", "line_item_net_unblended_cost", "pricing_public_on_demand_cost"):
+            if c in row:
+                row[c] = "32.7726"
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=header)
+        w.writeheader()
+        w.writerow(row)
+        (bundle / "cost" / "extra").mkdir(parents=True, exist_ok=True)
+        (bundle / "cost" / "extra" / "p4d.csv").write_text(buf.getvalue())
+        add_hour(bundle, "rest.csv", last + 1, dict(costs))
+        await jw.watch(ctx, acct.id, now=(last + 2) * 3600 + 600)
+        mine = [r for r in await _rows(db, acct) if r.arn == arn]
+        assert len(mine) == 1 and mine[0].peak_usd_per_hour >= 30
+        assert len([a for a in rec.kinds("spike.alert") if a["spike_id"] == ew.id]) == 1
+        assert not [a for a in rec.kinds("spike.alert") if a["spike_id"] != ew.id and
+                    a["spike_id"] in {r.id for r in mine}]
+    finally:
+        await db.close()

@@ -13,7 +13,8 @@ worker through ``worker_notifier`` -- the watch is delivered too):
 - ``spike.storm`` (account_id, workspace_id, spike_ids, count, channel): one summary post.
 - ``digest.ready`` (workspace_id, account_id, channel, data): the digest card, chart in its thread.
 
-Posts are paced per channel (``interval_s``; Slack allows about one message per second per channel;
+What each says and to whom comes from ``handlers.deliveries`` (platform-neutral); this module only talks
+to Slack. Posts are paced per channel (``interval_s``; Slack allows about one message per second per channel;
 the settings' ``slack_post_interval_s``, ``COSTDNA_SLACK_POST_INTERVAL_S``, sets it). A notifier never fails a
 job: every error is logged and the delivery goes on with the next target.
 """
@@ -141,45 +142,20 @@ class SlackAlerts:
 
     async def spike_alert(self, spike_id: Any, route: Any = None, *, workspace_id: int | None = None,
                           client: AsyncWebClient | None = None, claim: bool = False) -> list[tuple[str, str]]:
-        """Send one spike's alert along ``route`` (a ``jobs.route.Route``, its JSON, or None: computed
-        now). ``claim``: first mark the spike sent (``watch_repo.claim_alert``), so a re-route is
-        delivered once however often it is asked. The (channel, ts) of every message posted."""
-        from handlers import views
-        from handlers import watch_views as wv
-        from jobs.route import Route, route_for
-        from storage import repo, watch_repo
+        """Send one spike's alert (card and route from ``handlers.deliveries.alert_delivery``; ``claim``
+        for a re-route) to the route's people by DM, the people its e-mails name, and its channel. The
+        (channel, ts) of every message posted."""
+        from handlers.deliveries import alert_delivery, record_alert_posts
 
         client = client or self.client
         if spike_id is None:
             return []
-        async with self.db.session() as s:
-            spike = await watch_repo.get_spike(s, int(spike_id))
-            account = await repo.get_account(s, spike.account_id)
-            if workspace_id is None:
-                workspace_id = account.workspace_id
-            if route is None:
-                route = await route_for(s, account, spike)
-            elif isinstance(route, dict):
-                route = Route.from_json(route)
-            if claim:
-                if await watch_repo.panic(s):
-                    await watch_repo.set_delivery(s, spike.id, "held_panic")
-                    log.info("slack: spike %s re-routed while alerts are paused: held", spike.id)
-                    return []
-                if not await watch_repo.claim_alert(s, spike.id):
-                    log.info("slack: spike %s was already delivered", spike.id)
-                    return []
-            teams: list[str] = []
-            if route.fallback:
-                scan = await repo.latest_predictions_scan(s, spike.account_id)
-                teams = await views.known_teams(s, spike.account_id, scan.id if scan is not None else None)
-            card = wv.alert_card(spike, account, route, teams=teams, now=time.time())
-            # Detach what the rest needs before the session ends.
-            sid = spike.id
-        extra = await self._token(workspace_id, client)
-
-        users = list(dict.fromkeys(u for u in route.users if u))
-        for email in route.emails or []:
+        d = await alert_delivery(self.db, int(spike_id), route, workspace_id=workspace_id, claim=claim)
+        if d is None:
+            return []
+        extra = await self._token(d.workspace_id, client)
+        users = list(dict.fromkeys(u for u in d.route.users if u))
+        for email in d.route.emails or []:
             uid = await self.lookup(client, email, extra)
             if uid and uid not in users:
                 users.append(uid)
@@ -188,71 +164,32 @@ class SlackAlerts:
             dm = await self.dm_channel(client, user, extra)
             if dm:
                 targets.append(dm)
-        if route.channel:
-            targets.append(route.channel)
-        targets = list(dict.fromkeys(targets))
+        if d.route.channel:
+            targets.append(d.route.channel)
         posted: list[tuple[str, str]] = []
-        for channel in targets:
-            ref = await self.post_card(client, channel, card, extra)
+        for channel in dict.fromkeys(targets):
+            ref = await self.post_card(client, channel, d.card, extra)
             if ref is not None:
                 posted.append(ref)
-        async with self.db.session() as s:
-            for ch, ts in posted:
-                await watch_repo.add_spike_ref(s, sid, "slack", ch, ts)
-            if not posted:
-                log.warning("slack: spike %s reached nobody (no mapped people, no alerts channel)", sid)
-                await watch_repo.set_delivery(s, sid, "unrouted")
+        await record_alert_posts(self.db, d.spike_id, "slack", posted)
         return posted
 
-    # -- spike.storm ---------------------------------------------------------------------------------
+    # -- spike.storm and digest.ready: one card to one channel ---------------------------------------
 
-    async def storm(self, account_id: int | None = None, workspace_id: int | None = None,
-                    spike_ids: Any = (), count: int | None = None, channel: str | None = None,
-                    **_: Any) -> tuple[str, str] | None:
-        from handlers import watch_views as wv
-        from jobs.route import alerts_channel
-        from storage import repo, watch_repo
-        from storage.models import Workspace
+    async def storm(self, **payload: Any) -> tuple[str, str] | None:
+        from handlers.deliveries import storm_post
 
-        async with self.db.session() as s:
-            account = await repo.get_account(s, int(account_id)) if account_id is not None else None
-            spikes = []
-            for sid in list(spike_ids or [])[:200]:
-                try:
-                    spikes.append(await watch_repo.get_spike(s, int(sid)))
-                except repo.NotFound:
-                    continue
-            if workspace_id is None and account is not None:
-                workspace_id = account.workspace_id
-            if not channel and workspace_id is not None:
-                channel = alerts_channel(await s.get(Workspace, workspace_id))
-            card = wv.storm_card(account, spikes, count if count is not None else len(spikes))
-        if not channel:
-            log.warning("slack: an alert storm on account %s and no alerts channel to say so", account_id)
+        return await self._post(await storm_post(self.db, **payload))
+
+    async def digest(self, **payload: Any) -> tuple[str, str] | None:
+        from handlers.deliveries import digest_post
+
+        return await self._post(await digest_post(self.db, **payload))
+
+    async def _post(self, p: Any) -> tuple[str, str] | None:
+        if p is None:
             return None
-        client = self.client
-        return await self.post_card(client, channel, card, await self._token(workspace_id, client))
-
-    # -- digest.ready ----------------------------------------------------------------------------------
-
-    async def digest(self, workspace_id: int | None = None, account_id: int | None = None,
-                     channel: str | None = None, data: dict[str, Any] | None = None,
-                     **_: Any) -> tuple[str, str] | None:
-        from handlers import watch_views as wv
-        from storage import repo
-        from storage.models import Workspace
-
-        async with self.db.session() as s:
-            account = await repo.get_account(s, int(account_id)) if account_id is not None else None
-            if not channel and workspace_id is not None:
-                ws = await s.get(Workspace, workspace_id)
-                channel = ((ws.settings or {}) if ws is not None else {}).get("digest_channel")
-        if not channel:
-            log.warning("slack: a digest for workspace %s and no digest channel", workspace_id)
-            return None
-        card = wv.digest_card(data or {}, account)
-        client = self.client
-        return await self.post_card(client, channel, card, await self._token(workspace_id, client))
+        return await self.post_card(self.client, p.channel, p.card, await self._token(p.workspace_id, self.client))
 
 
 def workspace_token_resolver(db: Any) -> Callable[[int | None], Awaitable[str | None]]:

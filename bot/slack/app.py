@@ -248,21 +248,17 @@ class SlackAdapter:
         head = value.split(".", 1)[0]
         if not head.isdigit() or len(head) >= 19:
             return
-        from storage.models import Spike
+        from handlers.deliveries import spike_messages
 
         try:
-            async with self.svc.db.session() as s:
-                row = await s.get(Spike, int(head))
-                refs = list(row.chat_refs or []) if row is not None else []
             msg = to_message(card)
-            for ref in refs:
-                if ref.get("platform") != "slack" or ref.get("ts") == clicked:
+            for channel, ts in await spike_messages(self.svc.db, int(head), "slack"):
+                if ts == clicked:
                     continue
                 try:
-                    await client.chat_update(channel=ref["channel"], ts=ref["ts"], **msg)
+                    await client.chat_update(channel=channel, ts=ts, **msg)
                 except SlackApiError as e:
-                    log.info("slack: could not update spike message %s/%s: %s", ref.get("channel"), ref.get("ts"),
-                             e.response.get("error"))
+                    log.info("slack: could not update spike message %s/%s: %s", channel, ts, e.response.get("error"))
         except Exception:
             log.exception("slack: updating the messages of spike %s failed", head)
 
