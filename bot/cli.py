@@ -163,8 +163,9 @@ def scan(
         return
     root = synthetic_bundle(seed, quiet=as_json) / "bundle" if synthetic else bundle
     with _bundle_errors(root), stage_progress(not as_json) as cb:
-        result = scan_bundle(root, rules=_rules(owner_key), strict=strict, workers=workers or get_settings().workers,
-                             progress=cb)
+        settings = get_settings()
+        result = scan_bundle(root, rules=_rules(owner_key), strict=strict, workers=workers or settings.workers,
+                             progress=cb, threshold=settings.confidence_threshold)
     if out_csv:
         write_predictions(result.rows, out_csv)
     if as_json:
@@ -657,9 +658,11 @@ def _bundle_spikes(root: Path, since: float | None, workers: int | None, quiet: 
     from engine.spikes import SpikeConfig
     from engine.watch import bundle_spikes, owners_from_scan
 
-    workers = workers or get_settings().workers
+    settings = get_settings()
+    workers = workers or settings.workers
     with _bundle_errors(root), stage_progress(not quiet) as cb:
-        result = scan_bundle(root, rules=_rules(owner_key), workers=workers, progress=cb)
+        result = scan_bundle(root, rules=_rules(owner_key), workers=workers, progress=cb,
+                             threshold=settings.confidence_threshold)
         cb("spikes", 0.0)
         found = bundle_spikes(root, owners_from_scan(result), since=since, workers=workers,
                               config=SpikeConfig(rules=enabled_rules()))

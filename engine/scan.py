@@ -103,8 +103,12 @@ def scan_bundle(
     workers: int | None = None,
     progress: Progress | None = None,
     keep_activity: bool = False,
+    threshold: float = CONFIDENT,
 ) -> ScanResult:
     """Scan one bundle. ``extra_labels`` (arn -> team) are human labels; they win over tags.
+
+    ``threshold``: the confidence a prediction needs to count as an owner (attributable, a team's, a tag
+    conflict); callers with settings pass ``confidence_threshold`` so every surface agrees with it.
 
     Once the graph is built, a bundle loaded here keeps in ``bundle.activity`` only its counts, time
     span and ``changes`` (see ``Activity.release``), unless ``keep_activity``: the model then trains
@@ -160,11 +164,11 @@ def scan_bundle(
         prediction = fit_predict(graph, y, classes, config, progress=lambda f: say("model", f))
         seconds["model"] = time.perf_counter() - t0
 
-    rows = _rows(bundle, arns, classes, tag_teams, prediction)
+    rows = _rows(bundle, arns, classes, tag_teams, prediction, threshold)
     t0 = time.perf_counter()
     apply_creators(rows, created, arns, classes, y)
     seconds["creators"] += time.perf_counter() - t0
-    summary = summarize(bundle, rows, classes, prediction, missing)
+    summary = summarize(bundle, rows, classes, prediction, missing, threshold=threshold)
     summary["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     say("done", 1.0)
     return ScanResult(bundle=bundle, rows=rows, classes=classes, labels=y, graph=graph, prediction=prediction,
@@ -172,7 +176,7 @@ def scan_bundle(
 
 
 def _rows(bundle: Bundle, arns: list[str], classes: list[str], tag_teams: list[str],
-          pred: Prediction | None) -> list[ResourcePrediction]:
+          pred: Prediction | None, threshold: float = CONFIDENT) -> list[ResourcePrediction]:
     rows = []
     for i, arn in enumerate(arns):
         r = bundle.resources[arn]
@@ -186,7 +190,7 @@ def _rows(bundle: Bundle, arns: list[str], classes: list[str], tag_teams: list[s
                 team = classes[order[0]]
             if len(order) > 1:
                 ru, ru_conf = classes[order[1]], float(p[order[1]])
-            if tag_teams[i] and team and team != tag_teams[i] and conf >= CONFIDENT:
+            if tag_teams[i] and team and team != tag_teams[i] and conf >= threshold:
                 conflict = 1
         rows.append(ResourcePrediction(
             resource_id=r.id, arn=arn, type=r.kind, predicted_team=team, confidence=conf, tag_team=tag_teams[i],
@@ -282,14 +286,15 @@ def _iso(t: float | None) -> str | None:
 
 
 def summarize(bundle: Bundle, rows: list[ResourcePrediction], classes: list[str], pred: Prediction | None,
-              missing: list[str]) -> dict:
-    """The executive summary, as one JSON-able dict (the `scan --json` contract)."""
+              missing: list[str], *, threshold: float = CONFIDENT) -> dict:
+    """The executive summary, as one JSON-able dict (the `scan --json` contract). ``threshold``: the
+    confidence a prediction needs to be attributable or a team's; it is reported as ``confidence_threshold``."""
     untagged = [r for r in rows if not r.tag_team]
-    attributable = [r for r in untagged if r.predicted_team and r.confidence >= CONFIDENT]
+    attributable = [r for r in untagged if r.predicted_team and r.confidence >= threshold]
     teams: dict[str, dict[str, float]] = {}
     for r in rows:
         owner = r.tag_team if (r.tag_team and not r.tag_conflict) else (
-            r.predicted_team if r.predicted_team and r.confidence >= CONFIDENT else "")
+            r.predicted_team if r.predicted_team and r.confidence >= threshold else "")
         if not owner:
             continue
         t = teams.setdefault(owner, {"resources": 0, "cost_usd": 0.0, "tagged_resources": 0,
@@ -323,7 +328,7 @@ def summarize(bundle: Bundle, rows: list[ResourcePrediction], classes: list[str]
         "unattributable_cost_usd": round(bundle.costs.unattributable, 2),
         "attributable_cost_usd": round(sum(r.cost_usd for r in attributable), 2),
         "attributable_resources": len(attributable),
-        "confidence_threshold": CONFIDENT,
+        "confidence_threshold": float(threshold),
         "currency": bundle.costs.currency,
         # The bill, as it defines itself: gross + discounts + credits + refunds + adjustments = net billed.
         "gross_cost_usd": round(c.gross, 2),

@@ -88,7 +88,7 @@ async def answer(db: Any, question: str, *, account: str | None = None, threshol
     # a person's label is the owner (a view over the row: nothing is written back)
     preds = [_Labeled(p, labels[p.arn]) if p.arn in labels else p for p in preds]
     if _UNTAGGED.search(q):
-        return _untagged(acct, scan, preds)
+        return _untagged(acct, scan, preds, threshold)
     if _NO_TEAM.search(q):
         return _no_team(acct, scan, preds)
     team = _team_in(q, scan)
@@ -202,18 +202,17 @@ def _team_spend(acct: Any, scan: Any, preds: list[Any], team: str | None, q: str
     return _card(f"Spend of {team} in {acct.name}", text, [p.resource_id for p in top + maybe[:5]], note=note)
 
 
-def _untagged(acct: Any, scan: Any, preds: list[Any]) -> Card:
+def _untagged(acct: Any, scan: Any, preds: list[Any], threshold: float) -> Card:
     untagged = sorted((p for p in preds if not p.tag_team), key=lambda p: -p.monthly_cost_usd)
     if not untagged:
         return _card(f"Untagged spend in {acct.name}", "Every resource carries an owner tag.", [])
     total = sum(p.monthly_cost_usd for p in untagged)
-    attributable = [p for p in untagged if p.team and p.confidence >= (scan.summary or {}).get(
-        "confidence_threshold", 0.7)]
+    attributable = [p for p in untagged if p.team and p.confidence >= threshold]
     top = untagged[:5]
     text = (f"*{len(untagged)}* resources carry no owner tag, about *{views.money(total)}/month* "
             f"({views.money((scan.summary or {}).get('untagged_cost_usd'))} over the scanned period). "
             f"{len(attributable)} of them ({views.money(sum(p.monthly_cost_usd for p in attributable))}/mo) have a "
-            "confident predicted owner.\nLargest: "
+            f"predicted owner at ≥ {threshold:.0%} confidence.\nLargest: "
             + ", ".join(f"`{p.resource_id}` {views.money(p.monthly_cost_usd)}" for p in top))
     return _card(f"Untagged spend in {acct.name}", text, [p.resource_id for p in top])
 

@@ -226,26 +226,55 @@ def owner_card(pred: Any, human: str | None, res: Any, thr: float, tag_key: str)
     return Card(title=f"Who owns {pred.resource_id}?", sections=sections, context=pred.arn, kind="info")
 
 
+def teams_at(preds: list[Any], thr: float) -> dict[str, dict[str, float]]:
+    """The scan summary's ``teams`` (engine.scan.summarize's rule: the owner tag unless it conflicts, else a
+    prediction at ≥ ``thr``), recomputed from stored predictions, with monthly cost for the scan's spend."""
+    teams: dict[str, dict[str, float]] = {}
+    for p in preds:
+        tagged = bool(p.tag_team and not p.tag_conflict)
+        owner = p.tag_team if tagged else (p.team if p.team and p.confidence >= thr else "")
+        if not owner:
+            continue
+        t = teams.setdefault(owner, {"resources": 0, "cost_usd": 0.0, "tagged_resources": 0,
+                                     "inferred_resources": 0, "inferred_cost_usd": 0.0})
+        t["resources"] += 1
+        t["cost_usd"] += p.monthly_cost_usd
+        if tagged:
+            t["tagged_resources"] += 1
+        else:
+            t["inferred_resources"] += 1
+            t["inferred_cost_usd"] += p.monthly_cost_usd
+    return teams
+
+
 async def cmd_teams(svc: Services, who: Who, args: list[str], rest: str) -> Reply:
+    thr = threshold(svc.settings)
     async with svc.db.session() as s:
         account = await _account(s, who)
         scan = await repo.latest_predictions_scan(s, account.id)
+        summary = (scan.summary or {}) if scan is not None else {}
+        # The scan's teams were counted at the threshold of its day; when the setting has moved since,
+        # count them again from the stored predictions so `teams` agrees with apply, ask and owner.
+        moved = scan is not None and abs(float(summary.get("confidence_threshold", 0.7)) - thr) > 1e-9
+        preds = await repo.predictions(s, scan.id) if moved else []
     if scan is None:
         return Reply.of(_no_scan(account))
-    teams = (scan.summary or {}).get("teams") or {}
+    teams = teams_at(preds, thr) if moved else (summary.get("teams") or {})
     if not teams:
         return Reply.of(Card(title=f"Teams in {account.name}", sections=[Section(
-            "No team owns anything yet: no owner tags and no confident predictions in the last scan.")],
-            context=f"scan #{scan.id}"))
+            "No team owns anything yet: no owner tags and no predictions at ≥ "
+            f"{thr:.0%} confidence in the last scan.")], context=f"scan #{scan.id}"))
+    per = "/mo" if moved else ""
     rows = sorted(teams.items(), key=lambda kv: -kv[1].get("cost_usd", 0.0))
-    lines = [f"• *{t}*: {views.money(v.get('cost_usd'))} on {int(v.get('resources', 0))} resources "
+    lines = [f"• *{t}*: {views.money(v.get('cost_usd'))}{per} on {int(v.get('resources', 0))} resources "
              f"({int(v.get('tagged_resources', 0))} tagged, {int(v.get('inferred_resources', 0))} inferred, "
-             f"{views.money(v.get('inferred_cost_usd'))} inferred)" for t, v in rows]
-    s = scan.summary
-    lines.append(f"• _no team_: {s.get('no_team_count', 0)} resources fit no team")
+             f"{views.money(v.get('inferred_cost_usd'))}{per} inferred)" for t, v in rows]
+    lines.append(f"• _no team_: {summary.get('no_team_count', 0)} resources fit no team")
+    spend = ("monthly cost (owners recounted at today's threshold; the scan used "
+             f"{float(summary.get('confidence_threshold', 0.7)):.0%})") if moved else "spend over the scanned period"
     return Reply.of(Card(title=f"Teams in {account.name}", sections=[Section("\n".join(lines))],
-                         context=f"scan #{scan.id} · spend over the scanned period · owners are tags, else "
-                                 f"predictions ≥ {s.get('confidence_threshold', 0.7):.0%}", kind="summary"))
+                         context=f"scan #{scan.id} · {spend} · owners are tags, else predictions ≥ {thr:.0%}",
+                         kind="summary"))
 
 
 async def label_candidates(s: Any, account_id: int, scan_id: int) -> list[Any]:

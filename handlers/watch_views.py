@@ -29,7 +29,7 @@ SPIKE_ASSIGN = "spike_assign"  # a select; arg: team
 SPIKE_ACTIONS = (SPIKE_EXPECTED, SPIKE_SNOOZE, SPIKE_EXPLAIN, SPIKE_NOT_OURS, SPIKE_ASSIGN)
 SNOOZES = {"24h": 24 * 3600, "7d": 7 * 24 * 3600}
 
-GUESS_BELOW = 0.7  # an owner under this confidence (or from the creator alone) is said to be a guess
+GUESS_BELOW = 0.7  # the default of COSTDNA_CONFIDENCE_THRESHOLD: an owner under it (or from the creator alone) is a guess
 AMORTIZED = "figures are amortized cost"
 MAX_LIST = 10  # spikes with their buttons in one list card (5 buttons each: 50 blocks at most)
 SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
@@ -83,14 +83,25 @@ def spike_value(spike: Any, arg: str = "") -> str:
     return f"{base}{SEP}{arg}" if arg else base
 
 
-def is_guess(spike: Any) -> bool:
-    """An owner known only from who created the resource, or a prediction below ``GUESS_BELOW``: said to be
-    a guess (a tag or a person's label never is)."""
+def guess_below() -> float:
+    """The confidence under which an owner is a guess: ``COSTDNA_CONFIDENCE_THRESHOLD``, the one threshold
+    that apply, ask, owner, teams and the scan summary also follow."""
+    try:
+        from bot.settings import get_settings
+
+        return float(get_settings().confidence_threshold)
+    except Exception:  # settings that do not load (a bad environment) must not break a card
+        return GUESS_BELOW
+
+
+def is_guess(spike: Any, threshold: float | None = None) -> bool:
+    """An owner known only from who created the resource, or a prediction below ``threshold`` (default: the
+    configured confidence threshold): said to be a guess (a tag or a person's label never is)."""
     src = _get(spike, "owner_source") or ""
     conf = float(_get(spike, "owner_confidence") or 0.0)
     if not _get(spike, "owner_team") or src in ("tag", "label"):
         return False
-    return src == "creator" or conf < GUESS_BELOW
+    return src == "creator" or conf < (guess_below() if threshold is None else threshold)
 
 
 def owner_line(spike: Any, route: Any = None) -> str:

@@ -126,7 +126,8 @@ async def scan_account(ctx: dict, scan_id: int) -> dict[str, Any]:
 
         def work():  # type: ignore[no-untyped-def]
             bundle_dir = account_bundle(account, settings.data_dir, progress=lambda st, f: reporter("prepare", f))
-            return scan_bundle(bundle_dir, extra_labels=labels, workers=settings.workers, progress=reporter)
+            return scan_bundle(bundle_dir, extra_labels=labels, workers=settings.workers, progress=reporter,
+                               threshold=settings.confidence_threshold)
 
         async with deadline:
             result = await asyncio.to_thread(work)

@@ -80,6 +80,29 @@ def test_scan_bundle_json_and_out(runner: CliRunner, tiny_org: Path, tmp_path: P
     assert len(rows) == summary["resources"]
 
 
+def test_scan_bundle_follows_the_confidence_threshold(cli_env: dict[str, str], tiny_org: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`scan --json` counts attributable spend at COSTDNA_CONFIDENCE_THRESHOLD and says so."""
+    from bot.settings import get_settings
+
+    monkeypatch.setenv("COSTDNA_CONFIDENCE_THRESHOLD", "0.9")
+    get_settings.cache_clear()
+    csv_path = tmp_path / "predictions.csv"
+    res = CliRunner(env={**cli_env, "COSTDNA_CONFIDENCE_THRESHOLD": "0.9"}).invoke(
+        app, ["scan", "--bundle", str(tiny_org / "bundle"), "--json", "--out", str(csv_path)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["confidence_threshold"] == 0.9
+    with csv_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+
+    def attributable(at: float) -> int:  # the CSV rounds confidence to 4 decimals
+        return sum(1 for r in rows if not r["tag_team"] and r["predicted_team"] and float(r["confidence"]) >= at)
+
+    assert attributable(0.9001) <= summary["attributable_resources"] <= attributable(0.8999)
+    assert summary["attributable_resources"] < attributable(0.7)  # fewer than at the 0.70 default
+
+
 def test_scan_report_and_out(runner: CliRunner, tiny_org: Path, tmp_path: Path) -> None:
     csv_path = tmp_path / "sub" / "predictions.csv"
     res = runner.invoke(app, ["scan", "--bundle", str(tiny_org / "bundle"), "--out", str(csv_path)])

@@ -418,3 +418,89 @@ async def test_home_cards(env: Env) -> None:
     cards = await home_cards(env.svc, ADMIN)
     t = "\n".join(c.text() for c in cards)
     assert "small" in t and "*2* questions are open" in t and "*1* tag change sets" in t and "You are an approver" in t
+
+
+# -- one threshold ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("thr", [0.9, 0.5])
+async def test_one_threshold_governs_every_surface(scanned: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   thr: float) -> None:
+    """COSTDNA_CONFIDENCE_THRESHOLD moved from its 0.70 default: the scan summary's attributable figures,
+    the `teams` card, the owner card, `apply` and `ask` all count an owner at the same confidence."""
+    from bot.settings import get_settings
+    from handlers.commands import teams_at
+    from handlers.watch_views import is_guess
+
+    monkeypatch.setenv("COSTDNA_CONFIDENCE_THRESHOLD", str(thr))
+    get_settings.cache_clear()  # the process's settings (the watch cards read them) see the moved value
+    data = tmp_path / "data"
+    shutil.copytree(scanned, data)
+    settings = _settings(data)
+    assert settings.confidence_threshold == thr
+    ctx = await job_context(settings)
+    queue = ChatQueue(await open_queue(settings, ctx))
+    env = Env(Services(db=ctx["db"], queue=queue, settings=settings), queue, settings)
+    try:
+        # 1. the setting moved after the last scan (made at 0.70): `teams` recounts at the setting and
+        # agrees with ask's top teams, team by team
+        async with env.db.session() as s:
+            old = await repo.latest_predictions_scan(s, 1)
+            preds = await repo.predictions(s, old.id)
+        assert old.summary["confidence_threshold"] == pytest.approx(0.7)
+        teams = teams_at(preds, thr)
+        assert teams
+        card, top = only(await env.cmd("teams")), only(await env.cmd("ask top teams"))
+        assert f"≥ {thr:.0%}" in card.context and f"≥ {thr:.0%}" in text_of(top)
+        for team, t in teams.items():
+            line = f"*{team}*: {views.money(t['cost_usd'])}/mo on {int(t['resources'])} resources"
+            assert line in text_of(card) and line in text_of(top), (line, text_of(card), text_of(top))
+
+        # 2. a scan made with the setting: its summary says the threshold it used, and every surface agrees
+        scan = await request_scan(env.db, queue, "small")
+        await queue.join()
+        async with env.db.session() as s:
+            scan = await repo.get_scan(s, scan.id)
+            assert scan.status == "succeeded", scan.error
+            preds = await repo.predictions(s, scan.id)
+        sm = scan.summary
+        assert sm["confidence_threshold"] == thr
+        att = [p for p in preds if not p.tag_team and p.team and p.confidence >= thr]
+        assert sm["attributable_resources"] == len(att)
+        inferred = {t: int(v["inferred_resources"]) for t, v in sm["teams"].items()}
+        assert inferred == {t: int(v["inferred_resources"]) for t, v in teams_at(preds, thr).items()}
+        assert f"Attributable (≥ {thr:.0%} confidence)" in text_of(views.summary_card(scan, None))
+
+        card = only(await env.cmd("teams"))
+        assert f"predictions ≥ {thr:.0%}" in card.context and "/mo" not in text_of(card)
+        for team, v in sm["teams"].items():
+            assert f"*{team}*: {views.money(v['cost_usd'])} on {int(v['resources'])} resources" in text_of(card)
+
+        untagged = only(await env.cmd("ask untagged spend"))
+        assert f"{len(att)} of them" in text_of(untagged) and f"≥ {thr:.0%}" in text_of(untagged)
+
+        # the owner card, ask and apply on predictions either side of the threshold
+        below = [p for p in preds if not p.tag_team and p.team and p.confidence < thr]
+        picks = ([max(att, key=lambda p: p.monthly_cost_usd)] if att else []) + (
+            [max(below, key=lambda p: p.monthly_cost_usd)] if below else [])
+        assert picks
+        owner_cards = {p.arn: text_of(only(await env.cmd(f"owner {p.arn}"))) for p in picks}
+        asked = {p.arn: text_of(only(await env.cmd(f"ask who owns {p.arn}"))) for p in picks}
+        await env.cmd("apply")
+        async with env.db.session() as s:
+            proposed = set((await s.scalars(select(ChangeItem.arn))).all())
+        for p in picks:
+            over = p.confidence >= thr
+            assert ("attributable" in owner_cards[p.arn]) == over, (p.confidence, owner_cards[p.arn])
+            assert ("not enough to tag it" in asked[p.arn]) == (not over), (p.confidence, asked[p.arn])
+            assert (p.arn in proposed) == over, p.confidence
+            spike = {"owner_team": p.team, "owner_source": "predicted", "owner_confidence": p.confidence}
+            assert is_guess(spike) == (not over)
+        # non-vacuous: at 0.9 fewer, at 0.5 more resources are attributable than at the 0.70 default
+        at_default = old.summary["attributable_resources"]
+        assert (len(att) < at_default) if thr > 0.7 else (len(att) > at_default)
+    finally:
+        await queue.close()
+        await ctx["db"].close()
+        monkeypatch.delenv("COSTDNA_CONFIDENCE_THRESHOLD")
+        get_settings.cache_clear()

@@ -93,6 +93,29 @@ def test_summary_contract(tiny_scan) -> None:
     assert _iso(s["period"]["end"]).timestamp() == pytest.approx(end, abs=1)
 
 
+@pytest.mark.parametrize("thr", [0.9, 0.5])
+def test_summary_follows_the_threshold_it_is_given(tiny_scan, thr: float) -> None:
+    """One threshold: summarize() counts attributable spend and teams at the number it is passed (the
+    caller's COSTDNA_CONFIDENCE_THRESHOLD), and says which one it used; nothing passed is CONFIDENT."""
+    from engine.scan import summarize
+
+    res = tiny_scan
+    assert res.summary["confidence_threshold"] == CONFIDENT
+    s = summarize(res.bundle, res.rows, res.classes, res.prediction, [], threshold=thr)
+    check_summary_contract(s)
+    assert s["confidence_threshold"] == thr
+    untagged = [r for r in res.rows if not r.tag_team]
+    att = [r for r in untagged if r.predicted_team and r.confidence >= thr]
+    assert s["attributable_resources"] == len(att)
+    assert s["attributable_cost_usd"] == pytest.approx(sum(r.cost_usd for r in att), abs=0.006)
+    inferred = sum(t["inferred_resources"] for t in s["teams"].values())
+    assert inferred == sum(1 for r in res.rows if (not r.tag_team or r.tag_conflict)
+                           and r.predicted_team and r.confidence >= thr)
+    at_default = res.summary["attributable_resources"]
+    # the threshold moves the figures the way it should (and the synthetic org has predictions in between)
+    assert (s["attributable_resources"] < at_default) if thr > CONFIDENT else (s["attributable_resources"] > at_default)
+
+
 def test_predictions_csv(tiny_scan, tmp_path: Path) -> None:
     path = tmp_path / "out" / "predictions.csv"
     write_predictions(tiny_scan.rows, path)
