@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -285,30 +285,40 @@ def _iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z") if t is not None else None
 
 
+def team_rollup(entries: Iterable[tuple[str, bool, str, float, float]], threshold: float
+                ) -> dict[str, dict[str, float]]:
+    """The summary's ``teams``: per owner, resources and spend, tagged and inferred. ``entries``: (tag team,
+    tag conflicts with behaviour, predicted team, confidence, cost) per resource. The owner is the tag
+    unless behaviour contradicts it, else a prediction at or above ``threshold``."""
+    teams: dict[str, dict[str, float]] = {}
+    for tag_team, conflict, predicted, confidence, cost in entries:
+        tagged = bool(tag_team and not conflict)
+        owner = tag_team if tagged else (predicted if predicted and confidence >= threshold else "")
+        if not owner:
+            continue
+        t = teams.setdefault(owner, {"resources": 0, "cost_usd": 0.0, "tagged_resources": 0,
+                                     "inferred_resources": 0, "inferred_cost_usd": 0.0})
+        t["resources"] += 1
+        t["cost_usd"] += cost
+        if tagged:
+            t["tagged_resources"] += 1
+        else:
+            t["inferred_resources"] += 1
+            t["inferred_cost_usd"] += cost
+    for t in teams.values():
+        t["cost_usd"] = round(t["cost_usd"], 2)
+        t["inferred_cost_usd"] = round(t["inferred_cost_usd"], 2)
+    return teams
+
+
 def summarize(bundle: Bundle, rows: list[ResourcePrediction], classes: list[str], pred: Prediction | None,
               missing: list[str], *, threshold: float = CONFIDENT) -> dict:
     """The executive summary, as one JSON-able dict (the `scan --json` contract). ``threshold``: the
     confidence a prediction needs to be attributable or a team's; it is reported as ``confidence_threshold``."""
     untagged = [r for r in rows if not r.tag_team]
     attributable = [r for r in untagged if r.predicted_team and r.confidence >= threshold]
-    teams: dict[str, dict[str, float]] = {}
-    for r in rows:
-        owner = r.tag_team if (r.tag_team and not r.tag_conflict) else (
-            r.predicted_team if r.predicted_team and r.confidence >= threshold else "")
-        if not owner:
-            continue
-        t = teams.setdefault(owner, {"resources": 0, "cost_usd": 0.0, "tagged_resources": 0,
-                                     "inferred_resources": 0, "inferred_cost_usd": 0.0})
-        t["resources"] += 1
-        t["cost_usd"] += r.cost_usd
-        if r.tag_team and not r.tag_conflict:
-            t["tagged_resources"] += 1
-        else:
-            t["inferred_resources"] += 1
-            t["inferred_cost_usd"] += r.cost_usd
-    for t in teams.values():
-        t["cost_usd"] = round(t["cost_usd"], 2)
-        t["inferred_cost_usd"] = round(t["inferred_cost_usd"], 2)
+    teams = team_rollup(((r.tag_team, bool(r.tag_conflict), r.predicted_team, r.confidence, r.cost_usd)
+                         for r in rows), threshold)
     no_team = sorted((r for r in rows if pred is not None and not r.predicted_team), key=lambda r: -r.cost_usd)
     conflicts = [r for r in rows if r.tag_conflict]
     recs = []

@@ -227,24 +227,12 @@ def owner_card(pred: Any, human: str | None, res: Any, thr: float, tag_key: str)
 
 
 def teams_at(preds: list[Any], thr: float) -> dict[str, dict[str, float]]:
-    """The scan summary's ``teams`` (engine.scan.summarize's rule: the owner tag unless it conflicts, else a
-    prediction at ≥ ``thr``), recomputed from stored predictions, with monthly cost for the scan's spend."""
-    teams: dict[str, dict[str, float]] = {}
-    for p in preds:
-        tagged = bool(p.tag_team and not p.tag_conflict)
-        owner = p.tag_team if tagged else (p.team if p.team and p.confidence >= thr else "")
-        if not owner:
-            continue
-        t = teams.setdefault(owner, {"resources": 0, "cost_usd": 0.0, "tagged_resources": 0,
-                                     "inferred_resources": 0, "inferred_cost_usd": 0.0})
-        t["resources"] += 1
-        t["cost_usd"] += p.monthly_cost_usd
-        if tagged:
-            t["tagged_resources"] += 1
-        else:
-            t["inferred_resources"] += 1
-            t["inferred_cost_usd"] += p.monthly_cost_usd
-    return teams
+    """The scan summary's ``teams`` (engine.scan.team_rollup, the summary's own rule) recomputed from stored
+    predictions at ``thr``, with monthly cost for the scan's spend."""
+    from engine.scan import team_rollup
+
+    return team_rollup(((p.tag_team, bool(p.tag_conflict), p.team, float(p.confidence), float(p.monthly_cost_usd))
+                        for p in preds), thr)
 
 
 async def cmd_teams(svc: Services, who: Who, args: list[str], rest: str) -> Reply:
