@@ -296,6 +296,12 @@ class HourlySeries:
         return int(epoch_s // 3600) - self.start_hour
 
     @property
+    def first_covered_hour(self) -> int | None:
+        """Epoch hour of the oldest hour with data."""
+        cols = np.flatnonzero(self.covered)
+        return int(self.start_hour + cols[0]) if len(cols) else None
+
+    @property
     def last_covered_hour(self) -> int | None:
         """Epoch hour of the newest hour with data."""
         cols = np.flatnonzero(self.covered)

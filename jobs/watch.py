@@ -33,7 +33,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from jobs.route import Route, account_workspace, alerts_channel, looks_like_email, route_for
@@ -143,7 +142,7 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
              len(read_paths), len(got.cost_parts), len(got.changes), len(got.deploys), time.monotonic() - t0)
 
     # parts: stored ones, those of files read again replaced by (or dropped for) the new reading
-    new_parts = {_rel(p.path, root): p for p in got.cost_parts}
+    new_parts = {p.path: p for p in got.cost_parts}  # paths relative to the bundle, as the ledger keeps them
     reread = set(read_paths)
     parts = [CostPart.from_bytes(b) for path, b in stored.items() if path not in reread]
     parts += list(new_parts.values())
@@ -152,14 +151,14 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
     got.changes, change_parts = [], []  # the window holds them now
     deploys = _merge_deploys(window, got.deploys)
     series = await asyncio.to_thread(combine, parts, WINDOW_HOURS)
-    last_hour = _last_covered_hour(series)
+    last_hour = series.last_covered_hour
     state = dict(window.state)
     since = None
     if state.get("last_scored_hour") is not None:
         since = int(state["last_scored_hour"]) - LOOKBACK_HOURS
     firsts = [int(state["first_hour"])] if state.get("first_hour") is not None else []
-    if last_hour is not None:
-        firsts.append(int(series.start_hour + _first_covered(series)))
+    if series.first_covered_hour is not None:
+        firsts.append(series.first_covered_hour)
     first_hour = min(firsts, default=None)
     history_hours = (last_hour - first_hour + 1) if (last_hour is not None and first_hour is not None) else 0
 
@@ -172,7 +171,7 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
         await watch_repo.record_files(
             s, account.id, files,
             parts={p: cp.to_bytes() for p, cp in new_parts.items()},
-            rows={**got.rows, **{p: cp.rows for p, cp in new_parts.items()}})
+            rows=got.rows)
         await changes.save(s, account.id)
         await watch_repo.save_changes(s, account.id, deploys=[_deploy_json(d) for d in deploys],
                                       state={"last_scored_hour": last_hour, "first_hour": first_hour,
@@ -187,30 +186,6 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
               "mode": outcome.mode, "seconds": round(time.monotonic() - t0, 3)}
     log.info("watch %s: done %s", account.name, result)
     return result
-
-
-def _rel(path: str, root: Path) -> str:
-    p = Path(path)
-    if p.is_absolute():
-        try:
-            return str(p.relative_to(root))
-        except ValueError:
-            return path
-    return path
-
-
-def _first_covered(series: Any) -> int:
-    import numpy as np
-
-    idx = np.flatnonzero(series.covered)
-    return int(idx[0]) if len(idx) else 0
-
-
-def _last_covered_hour(series: Any) -> int | None:
-    import numpy as np
-
-    idx = np.flatnonzero(series.covered)
-    return int(series.start_hour + idx[-1]) if len(idx) else None
 
 
 def _deploy_json(d: Any) -> dict[str, Any]:
