@@ -103,6 +103,14 @@ def _bundle_errors(root: Path):  # type: ignore[no-untyped-def]
         fail(str(e))
 
 
+def _say_issues(issues: list) -> None:
+    """The input problems a read left out (rows or files skipped), on stderr: the output stays parseable."""
+    for issue in issues[:10]:
+        console.print(f"[yellow]![/] {issue}")
+    if len(issues) > 10:
+        console.print(f"[yellow]![/] … and {len(issues) - 10} more input problems")
+
+
 @app.command()
 def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="directory to write (bundle/ and truth.csv)")],
@@ -174,10 +182,7 @@ def scan(
         terminal.print_summary(out, result)
         if out_csv:
             out.print(f"predictions written to [bold]{out_csv}[/] ({len(result.rows)} rows)")
-    for issue in result.bundle.issues[:10]:
-        console.print(f"[yellow]![/] {issue}")
-    if len(result.bundle.issues) > 10:
-        console.print(f"[yellow]![/] … and {len(result.bundle.issues) - 10} more input problems")
+    _say_issues(result.bundle.issues)
 
 
 @app.command()
@@ -667,6 +672,7 @@ def _bundle_spikes(root: Path, since: float | None, workers: int | None, quiet: 
         found = bundle_spikes(root, owners_from_scan(result), since=since, workers=workers,
                               config=SpikeConfig(rules=enabled_rules()))
         cb("spikes", 1.0)
+    _say_issues(result.bundle.issues)
     return [_spike_item(r.to_json()) for r in found]
 
 

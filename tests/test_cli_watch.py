@@ -198,6 +198,18 @@ def test_spikes_missing_bundle(runner: CliRunner, tmp_path: Path) -> None:
     assert "does not exist" in line
 
 
+def test_spikes_bundle_names_the_rows_it_left_out(runner: CliRunner, tmp_path: Path) -> None:
+    """A broken cost row is skipped and said on stderr (file, row, column); stdout stays one JSON object."""
+    cost = tmp_path / "b" / "cost"
+    cost.mkdir(parents=True)
+    (cost / "x.csv").write_text("line_item_resource_id,line_item_unblended_cost,line_item_usage_start_date\n"
+                                "i-1,abc,2026-13-99\n")
+    res = runner.invoke(app, ["spikes", "--bundle", str(tmp_path / "b"), "--json"])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert json.loads(res.stdout)["spikes"] == []
+    assert "x.csv: row 1: line_item_usage_start_date is not a time; row skipped" in res.stderr
+
+
 def test_watch_once_then_account_spikes_agree_with_bundle(runner: CliRunner, small_org: tuple[Path, str]) -> None:
     bundle, rid = small_org
     res = runner.invoke(app, ["accounts", "add", "small", "--bundle", str(bundle)])
