@@ -776,6 +776,204 @@ def digest(
         terminal.print_digest(out, name, data)
 
 
+# -- ask: a question about an account's stored results ---------------------------------------------
+
+
+def bundle_fingerprint(root: Path) -> str:
+    """What ``ask --bundle`` compares to tell whether a stored scan read these very files: a SHA-256 over
+    the relative path, size and mtime (ns) of every file under ``root``."""
+    import hashlib
+    import os
+
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for f in filenames:
+            p = Path(dirpath) / f
+            try:
+                st = p.stat()
+            except OSError:  # vanished or a broken link: the scan will not read it either
+                continue
+            entries.append((p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    h = hashlib.sha256()
+    for rel, size, mtime in sorted(entries):
+        h.update(f"{rel}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()
+
+
+ASK_FINGERPRINT = "bundle_fingerprint"  # account.options keys: the files' fingerprint when scan #... read them
+ASK_FINGERPRINT_SCAN = "bundle_fingerprint_scan"
+
+
+def _parse_now(text: str | None):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    raw = text.strip()
+    try:
+        dt = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw)
+    except ValueError:
+        fail(f"--now {text!r} is not an ISO 8601 time: give e.g. 2026-11-05, 2026-11-05T14:00 or "
+             "2026-11-05T14:00:00Z (UTC unless it names a zone)")
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+async def _stored_account(db, name: str | None):  # type: ignore[no-untyped-def]
+    """``--account NAME`` (``NotFound`` lists the accounts), or the only account there is."""
+    from storage import repo
+
+    async with db.session() as s:
+        if name:
+            return await repo.get_account(s, name)
+        accounts = await repo.list_accounts(s)
+    if not accounts:
+        fail("no accounts yet: add one with `costdna accounts add NAME --bundle DIR` and scan it, or ask about "
+             "a bundle directly with `costdna ask --bundle DIR \"...\"`")
+    if len(accounts) > 1:
+        fail(f"several accounts: give --account NAME (one of {', '.join(a.name for a in accounts)})")
+    return accounts[0]
+
+
+async def _bundle_account(ctx: dict, root: Path, show: bool, bars: dict):  # type: ignore[no-untyped-def]
+    """The stored account of bundle directory ``root`` and a succeeded scan of its current files: reused
+    when the files are unchanged since a scan read them, else scanned now (in-process, as `costdna scan
+    --account`, its progress bar put in ``bars["scan"]``). A new account is named ``bundle:<directory
+    name>``. Returns (account, scan, reused)."""
+    from rich.markup import escape
+
+    from jobs.control import request_scan
+    from jobs.queue import open_queue
+    from storage import repo
+
+    settings, db = ctx["settings"], ctx["db"]
+    fp = bundle_fingerprint(root)
+    async with db.session() as s:
+        mine = [a for a in await repo.list_accounts(s) if a.kind == "bundle" and a.bundle_path
+                and Path(a.bundle_path).expanduser().resolve() == root]
+        for a in mine:
+            opts = a.options or {}
+            last = await repo.latest_predictions_scan(s, a.id)
+            if opts.get(ASK_FINGERPRINT) == fp and last is not None and last.id >= int(opts.get(ASK_FINGERPRINT_SCAN) or 0):
+                console.print(f"[dim]{escape(str(root))}: files unchanged since scan #{last.id} of account "
+                              f"{escape(a.name)}; reusing it[/]")
+                return a, last, True
+        base = "bundle:" + (root.name or "root")[:80]
+        if mine:
+            acct = sorted(mine, key=lambda a: (a.name != base, a.name))[0]
+        else:
+            taken = {a.name for a in await repo.list_accounts(s)}
+            name = next(n for n in (base, *(f"{base}-{i}" for i in range(2, 10_000))) if n not in taken)
+            acct = await repo.add_account(s, name, "bundle", bundle_path=str(root), actor="cli")
+            console.print(f"[dim]added bundle account {escape(name)} for {escape(str(root))}[/]")
+    console.print(f"[dim]scanning {escape(str(root))} as account {escape(acct.name)}[/]")
+    with stage_progress(show) as bar:
+        bars["scan"] = bar
+        queue = await open_queue(settings.model_copy(update={"redis_url": None}), ctx)
+        try:
+            scan = await request_scan(db, queue, acct.name, requested_by="cli", in_process=True,
+                                      stale_after_s=settings.job_timeout + 60)
+            await queue.join()
+        finally:
+            await queue.close()
+            bars.pop("scan", None)
+    async with db.session() as s:
+        scan = await repo.get_scan(s, scan.id)
+        if scan.status != "succeeded":
+            fail(f"scan #{scan.id} of {acct.name} failed: {scan.error or scan.status}")
+        row = await repo.get_account(s, acct.id)
+        row.options = {**(row.options or {}), ASK_FINGERPRINT: fp, ASK_FINGERPRINT_SCAN: scan.id}
+    _say_issues(list((scan.summary or {}).get("issues") or []))
+    return acct, scan, False
+
+
+async def _ask(question: str, account: str | None, root: Path | None, threshold: float, now, show: bool):  # type: ignore[no-untyped-def]
+    """(answer, account name, scan id): the account's stored results (a bundle's scanned first when needed)
+    asked ``question`` through handlers.ask, offline or with the LLM as the settings say."""
+    from handlers.ask import ask as ask_question
+    from jobs.notify import Fanout, log_notifier
+    from jobs.worker import job_context
+    from storage import repo
+
+    settings = get_settings()
+    bars: dict = {}
+
+    async def progress(kind: str, **p) -> None:  # type: ignore[no-untyped-def]
+        if kind == "scan.progress" and "scan" in bars:
+            bars["scan"]("scan", p["progress"] / 100)
+
+    ctx = await job_context(settings, notify=Fanout(log_notifier, progress))
+    db = ctx["db"]
+    try:
+        if root is not None:
+            acct, scan, _reused = await _bundle_account(ctx, root, show, bars)
+        else:
+            acct = await _stored_account(db, account)
+            async with db.session() as s:
+                scan = await repo.latest_predictions_scan(s, acct.id)
+            if scan is None:
+                fail(f"account {acct.name} has no finished scan yet, so there is nothing to answer from: run "
+                     f"`costdna scan --account {acct.name}` first")
+        answer = await ask_question(db, question, account=acct.name, threshold=threshold, now=now, settings=settings)
+        return answer, acct.name, scan.id
+    finally:
+        await db.close()
+
+
+@app.command()
+def ask(
+    question: Annotated[list[str] | None, typer.Argument(metavar="QUESTION", help="the question, e.g. \"top 5 spenders "
+                                                         "last month\" (quoted or not)")] = None,
+    account: Annotated[str | None, typer.Option(help="a stored account (default: the only one)")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="a bundle directory: its stored scan when the files are "
+                                                "unchanged, else scanned now and stored")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object (answer, tools, citations, "
+                                          "figures, ...)")] = False,
+    now: Annotated[str | None, typer.Option(metavar="ISO", help="answer as of this time, for periods such as "
+                                            "\"last week\" (ISO 8601; UTC unless it names a zone; default: now)")] = None,
+    threshold: Annotated[float | None, typer.Option(help="owner confidence threshold (default: "
+                                                    "COSTDNA_CONFIDENCE_THRESHOLD)")] = None,
+) -> None:
+    """Ask about an account's costs and owners: answered from its stored scan by read-only tools, citing
+    the resource ids the answer rests on (offline, or with the LLM when OPENAI_API_KEY is set)."""
+    from jobs.accounts import ScanInputError, check_bundle_dir
+
+    text = " ".join(question or []).strip()
+    if not text:
+        fail("ask what? e.g. `costdna ask --account NAME \"top 5 spenders last month\"`")
+    if account is not None and bundle is not None:
+        fail("give at most one of --account NAME or --bundle DIR")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        fail(f"--threshold {threshold} is not between 0 and 1")
+    at = _parse_now(now)
+    root = None
+    if bundle is not None:
+        root = bundle.expanduser().resolve()
+        try:
+            check_bundle_dir(root)
+        except ScanInputError as e:
+            fail(str(e))
+    limit = get_settings().confidence_threshold if threshold is None else threshold
+    answer, name, scan_id = _run(_ask(text, account, root, limit, at, not as_json))
+    if as_json:
+        out.print_json(json.dumps({**answer.to_json(), "account": name, "scan_id": scan_id}))
+        return
+    from rich.text import Text
+
+    from handlers.render_terminal import styled
+
+    out.print(Text(answer.title, style="bold" if answer.ok else "bold yellow"))
+    out.print(styled(answer.text))
+    if answer.note:
+        note = styled(answer.note)
+        note.stylize("dim")
+        out.print(note)
+    if answer.citations:
+        out.print(Text("sources: " + ", ".join(answer.citations), style="dim"))
+    elif not answer.ok:
+        out.print(Text("no resources cited: the stored results hold no evidence for this", style="dim"))
+
+
 class _AlertPrinter:
     """A notifier that prints each alert the watch sends (and each storm it holds) to the terminal."""
 

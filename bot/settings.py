@@ -61,6 +61,22 @@ class Settings(BaseSettings):
                                                                   "3x-usual-volume rule holds the rest")
     slack_post_interval_s: float = Field(default=1.1, ge=0, description="seconds between posts to one Slack "
                                                                        "channel (Slack allows about 1/s)")
+    # The ask agent. Offline by default; an OpenAI-compatible LLM chooses and chains the same read-only
+    # tools when a key is set (the SDK's own variable names).
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_BASE_URL"),
+                                        description="OpenAI-compatible endpoint (default: OpenAI's)")
+    llm_model: str = Field(default="gpt-4o-mini", description="model the ask agent's LLM mode uses")
+    llm_timeout_s: float = Field(default=20.0, gt=0, description="seconds one LLM request may take")
+    llm_max_steps: int = Field(default=6, ge=1, le=20, description="tool-calling rounds before the offline answer")
+    ask_thread_ttl_h: float = Field(default=24.0, gt=0, description="hours a Slack thread's ask context is kept")
+    required_tags: str = Field(default="", description="comma-separated tag keys tag_compliance requires "
+                                                       "(default: the owner tag key)")
+    org_file: Path | None = Field(default=None, description="YAML: teams -> business units -> business groups")
+
+    def required_tag_keys(self) -> tuple[str, ...]:
+        keys = tuple(k.strip() for k in self.required_tags.split(",") if k.strip())
+        return keys or (self.tag_key,)
 
     def approver_ids(self) -> list[str]:
         return [a.strip() for a in self.approvers.split(",") if a.strip()]

@@ -60,6 +60,11 @@ class ResourcePrediction:
     runner_up: str = ""
     runner_up_confidence: float = 0.0
     owner_source: str = ""  # where predicted_team comes from: "model" | "creator" | "" (none); not a CSV column
+    # When someone other than a broad actor (scanners, config recorders) last used or changed it: epoch
+    # seconds, None when never; with ``events``, what the ask tools' find_idle / find_abandoned read.
+    first_active: float | None = None
+    last_active: float | None = None
+    events: int = 0
 
     def csv_row(self) -> dict[str, object]:
         d = asdict(self)
@@ -139,6 +144,7 @@ def scan_bundle(
     seconds["graph"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     created = creation_only(bundle, arns, y)  # before the fold is released: it reads the pairs
+    active = activity_span(bundle, arns)
     seconds["creators"] = time.perf_counter() - t0
     if not keep_activity and not isinstance(root, Bundle):  # a Bundle passed in is the caller's to keep
         bundle.activity.release()
@@ -165,6 +171,9 @@ def scan_bundle(
         seconds["model"] = time.perf_counter() - t0
 
     rows = _rows(bundle, arns, classes, tag_teams, prediction, threshold)
+    for r in rows:
+        if (span := active.get(r.arn)) is not None:
+            r.first_active, r.last_active, r.events = span
     t0 = time.perf_counter()
     apply_creators(rows, created, arns, classes, y)
     seconds["creators"] += time.perf_counter() - t0
@@ -203,6 +212,7 @@ def _rows(bundle: Bundle, arns: list[str], classes: list[str], tag_teams: list[s
 # A role or person acting on at least this share of the resources (and at least BROAD_MIN of them):
 # scanners, config recorders, shared SSO roles. What they touch says nothing about its owner.
 BROAD_SHARE, BROAD_MIN = 0.10, 20
+SCANNER_SHARE = 0.5  # an actor on half the resources or more: a scanner, config recorder or audit role
 
 
 @dataclass
@@ -211,6 +221,42 @@ class CreatedOnly:
 
     creators: dict[str, tuple[float, str, str | None]]  # arn -> Activity.creators entry
     acts: list[tuple[str, str]]  # (identity, arn) of every creator identity's activity
+
+
+def broad_actors(pairs: Iterable[tuple[str, str, str]], n_resources: int, share: float = BROAD_SHARE) -> set[str]:
+    """Actors that touch at least ``share`` of the resources (and BROAD_MIN of them)."""
+    touched: dict[str, set[str]] = {}
+    for arn, actor, _rel in pairs:
+        s = touched.get(actor)
+        if s is None:
+            s = touched[actor] = set()
+        s.add(arn)
+    broad_at = max(BROAD_MIN, share * n_resources)
+    return {a for a, s in touched.items() if len(s) >= broad_at}
+
+
+def activity_span(bundle: Bundle, arns: list[str]) -> dict[str, tuple[float | None, float | None, int]]:
+    """arn -> (first, last epoch seconds, events) of its use or change by anyone but a broad actor.
+
+    A scanner touching everything every day says nothing about whether anyone still uses a resource;
+    idle and abandoned resources are told by the rest. Scanners touch most of an account (SCANNER_SHARE);
+    a team's service role, however busy, touches its own team's share. Read before the fold is released."""
+    act = bundle.activity
+    if act.released or not act.pairs:
+        return {}
+    broad = broad_actors(act.pairs, len(arns), SCANNER_SHARE)
+    out: dict[str, list] = {}
+    for (arn, actor, _rel), st in act.pairs.items():
+        if actor in broad:
+            continue
+        cur = out.get(arn)
+        if cur is None:
+            cur = out[arn] = [float("inf"), float("-inf"), 0]
+        cur[0] = min(cur[0], st.first)
+        cur[1] = max(cur[1], st.last)
+        cur[2] += int(st.count)
+    return {a: (None if v[0] == float("inf") else v[0], None if v[1] == float("-inf") else v[1], v[2])
+            for a, v in out.items()}
 
 
 def creation_only(bundle: Bundle, arns: list[str], y: np.ndarray) -> CreatedOnly:

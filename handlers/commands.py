@@ -2,8 +2,9 @@
 
 Subcommands: help, status, scan [account], ask <question>, owner <resource id or ARN>, teams, label [n],
 apply, spikes, digest, settings (show; ``settings approvers add|remove <@U…>``; ``settings digest #channel HH``;
-``settings team <team> @user… #channel``; ``settings alerts strict|audit|auto|panic|resume|#channel``). The
-watch's commands live in :mod:`handlers.spikes`.
+``settings team <team> @user… #channel``; ``settings alerts strict|audit|auto|panic|resume|#channel``;
+``settings org …``). The watch's commands live in :mod:`handlers.spikes`, business units in
+:mod:`handlers.org_settings`.
 
 A bad input (unknown subcommand, bad argument, unknown resource or account) gets an ephemeral card that
 says what to do, never an exception. The account a command works on is the workspace's ``account``
@@ -43,7 +44,8 @@ HELP = [
     ("`digest`", "post the daily digest now: spend, movers, untagged burn-down, open spikes, drift, queues"),
     ("`settings`", "show settings; `settings approvers add|remove @user`, `settings digest #channel HH`, "
                    "`settings team <team> @user… #channel` (who gets a team's spike alerts), "
-                   "`settings alerts strict|audit|auto|panic|resume` or `settings alerts #channel`"),
+                   "`settings alerts strict|audit|auto|panic|resume` or `settings alerts #channel`, "
+                   "`settings org` (business units: `settings org unit <unit> teams <t1,t2> [group <g>]`)"),
 ]
 
 
@@ -99,7 +101,10 @@ async def handle_command(svc: Services, who: Who, text: str) -> Reply:
     if not words:
         return Reply.of(help_card())
     sub, args = words[0].lower(), words[1:]
-    rest = " ".join(args)
+    # the text after the subcommand as typed (line breaks kept: a YAML block, a multi-line question)
+    raw = (text or "").strip()
+    raw = re.sub(r"^/?costdna\s+", "", raw, count=1, flags=re.I)
+    rest = raw[len(words[0]):].strip() if raw[:len(words[0])].lower() == words[0].lower() else " ".join(args)
     handler = COMMANDS.get(sub)
     if handler is None:
         return Reply.of(help_card(f"I don't know `{sub[:40]}`. Here is what I can do:"))
@@ -173,12 +178,41 @@ async def cmd_scan(svc: Services, who: Who, args: list[str], rest: str) -> Reply
 
 
 async def cmd_ask(svc: Services, who: Who, args: list[str], rest: str) -> Reply:
+    """Answer a question; in a chat thread (``who.thread_ts``) it is a follow-up of the thread's previous
+    answer (its stored context, until it expires). A question asked outside a thread (a slash command)
+    starts one: the answer's context is stored provisionally and the posted answer becomes the thread's
+    root (``tracks=("ask", id)``: the adapter attaches the message's ts, ``storage.ask_repo``)."""
+    from datetime import timedelta
+
+    from storage import ask_repo
+
     if not rest.strip():
         return Reply.of(help_card("`ask` needs a question, e.g. `/costdna ask top spenders`."))
+    threaded = bool(who.thread_ts and who.channel_id)
     async with svc.db.session() as s:
         ws = await repo.find_workspace(s, who.platform, who.workspace)
         ref = account_ref(ws)
-    return Reply.of(await ask_mod.answer(svc.db, rest, account=ref, threshold=threshold(svc.settings)))
+        ctx = await ask_repo.load_thread(s, who.platform, who.channel_id, who.thread_ts) if threaded else None
+    answer = await ask_mod.ask(svc.db, rest, account=ref, threshold=threshold(svc.settings), context=ctx,
+                               settings=svc.settings, ws=ws)
+    card = ask_mod.answer_card(answer)
+    if not who.channel_id:  # nowhere to thread (the console, the App Home)
+        return Reply.of(card)
+    ttl = timedelta(hours=float(getattr(svc.settings, "ask_thread_ttl_h", 24.0)))
+    keep = answer.context or ctx or {}  # an answer without context leaves the thread's as it was
+    try:
+        async with svc.db.session() as s:
+            await ask_repo.purge_expired(s)
+            if threaded:
+                await ask_repo.save_thread(s, who.platform, who.workspace, who.channel_id, who.thread_ts, keep,
+                                           ttl, account=ref)
+                return Reply.of(card)
+            thread_id = await ask_repo.start_thread(s, who.platform, who.workspace, who.channel_id, keep, ttl,
+                                                    account=ref)
+    except Exception:  # the answer still goes out; only its follow-ups lose their context
+        log.exception("ask: could not store the thread context of %s/%s", who.channel_id, who.thread_ts)
+        return Reply.of(card)
+    return Reply.of(card, tracks=("ask", thread_id))
 
 
 async def cmd_owner(svc: Services, who: Who, args: list[str], rest: str) -> Reply:
@@ -349,6 +383,10 @@ _CHANNEL = re.compile(r"^<?#?([A-Za-z0-9._-]+)(?:\|([^>]*))?>?$")
 async def cmd_settings(svc: Services, who: Who, args: list[str], rest: str) -> Reply:
     if args and args[0].lower() in ("team", "alerts"):
         return await spikes_mod.settings_watch(svc, who, args)
+    if args and args[0].lower() == "org":
+        from handlers.org_settings import settings_org
+
+        return await settings_org(svc, who, args, raw=rest)
     async with svc.db.session() as s:
         ws = await workspace(s, who)
         approvers = approver_ids(ws, svc.settings)
@@ -391,7 +429,7 @@ async def cmd_settings(svc: Services, who: Who, args: list[str], rest: str) -> R
             return Reply.of(settings_card(ws, approvers, svc.settings, "Digest updated."))
     return Reply.of(help_card("Use `settings`, `settings approvers add|remove @user`, "
                               "`settings digest #channel HH`, `settings team <team> @user… #channel` or "
-                              "`settings alerts strict|audit|auto|panic|resume|#channel`."))
+                              "`settings alerts strict|audit|auto|panic|resume|#channel` or `settings org`."))
 
 
 def settings_card(ws: Any, approvers: list[str], settings: Any, note: str = "") -> Card:

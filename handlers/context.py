@@ -24,6 +24,7 @@ class Who:
     user_id: str
     user_name: str = ""
     channel_id: str = ""
+    thread_ts: str = ""  # the chat thread the request came from (its root's ts), "" when none
 
     def mention(self) -> str:
         return f"<@{self.user_id}>" if self.platform in ("slack", "discord") else (self.user_name or self.user_id)
@@ -41,7 +42,9 @@ class Services:
 @dataclass
 class Post:
     card: Card
-    tracks: tuple[str, int] | None = None  # ("scan" | "changeset" | "prompt", row id) the message shows
+    # ("scan" | "changeset" | "prompt", row id) the message shows; ("ask", ask thread id): the posted
+    # message becomes the root of that ask thread (storage.ask_repo.attach_thread)
+    tracks: tuple[str, int] | None = None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The App Home tab: accounts and their last scans, the labeling queue, pending approvals."""
+"""The App Home tab: accounts and their last scans, the labeling queue, pending approvals, how to ask."""
 
 from __future__ import annotations
 
@@ -49,4 +49,20 @@ async def home_cards(svc: Services, who: Who) -> list[Card]:
         f"*{pending}* tag change sets wait for approval."
         + (" You are an approver." if mine else " Approvers: "
            + (", ".join(views.mention(a) for a in approvers) or "none yet") + "."))], kind="changeset"))
+    cards.append(ask_card())
     return cards
+
+
+ASK_EXAMPLES = ("top spenders last month", "who owns i-0abc123?", "spend by team month over month",
+                "untagged spend", "why did our bill spike Tuesday?")
+
+
+def ask_card() -> Card:
+    """The "Ask" hint: example questions, and how follow-ups keep the conversation's context."""
+    examples = "\n".join(f"• `/costdna ask {q}`" for q in ASK_EXAMPLES)
+    return Card(title="Ask", kind="info", sections=[Section(
+        "Ask about your cloud spend in plain words, with `/costdna ask <question>` or by mentioning "
+        "`@costdna` in a channel:\n" + examples),
+        Section("Follow up in the answer's thread (_and last month?_, _who owns the second one?_): the "
+                "conversation keeps its context there for a while.")],
+        context="answers cite the resource ids they rest on")

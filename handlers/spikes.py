@@ -86,7 +86,7 @@ async def cmd_digest(svc: Services, who: Who, args: list[str], rest: str) -> Rep
 
     async with svc.db.session() as s:
         account = await _account(s, who)
-        data = await digest_data(s, account, _now())
+        data = await digest_data(s, account, _now(), settings=svc.settings)
     return Reply.of(wv.digest_card(data, account))
 
 

@@ -361,6 +361,11 @@ def digest_card(data: Mapping[str, Any], account: Any = None, *, chart: bool = T
                         f"({_signed(_get(m, 'delta_usd'))} vs average)")
     if mv_lines:
         sections.append(Section("*Top movers*\n" + "\n".join(mv_lines)))
+    units = [u for u in (data.get("units") or []) if _get(u, "unit")]
+    if units:  # a business hierarchy is configured (jobs.digest: the same dollars as spend by team)
+        shown = " · ".join(f"{_get(u, 'unit')} {money(_get(u, 'cost_usd'))}" for u in units[:8])
+        sections.append(Section(f"*By business unit*: {shown}" + (f" · _{len(units) - 8} more_" if len(units) > 8
+                                                                      else "")))
     untagged = [r for r in (data.get("untagged_by_day") or []) if r and len(r) >= 2]
     if untagged:
         first, last = float(untagged[0][1] or 0.0), float(untagged[-1][1] or 0.0)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage import repo, watch_repo
-from storage.models import Account, Scan, Workspace
+from storage.models import Account, Resource, Scan, Workspace
 
 log = logging.getLogger("costdna.jobs.digest")
 
@@ -102,9 +102,12 @@ def _spike_json(sp: Any) -> dict[str, Any]:
             "snooze_until": sp.snooze_until.astimezone(UTC).strftime(iso) if sp.snooze_until else None}
 
 
-async def digest_data(s: Any, account: Account, now: float | datetime | None = None) -> dict[str, Any]:
+async def digest_data(s: Any, account: Account, now: float | datetime | None = None, *,
+                      settings: Any = None) -> dict[str, Any]:
     """The digest of one account at ``now`` (JSON-able). "Yesterday" is the last full day before
-    ``now`` that has cost data (an export lags by hours to a day)."""
+    ``now`` that has cost data (an export lags by hours to a day). With a business hierarchy configured
+    (``jobs.org.org_for``; ``settings`` defaults to the process's), ``units`` is yesterday's spend by
+    business unit: the same dollars as spend by team, rolled up."""
     now_dt = (now if isinstance(now, datetime) else
               datetime.fromtimestamp(time.time() if now is None else float(now), UTC))
     daily, source = await _daily_by_arn(s, account)
@@ -151,6 +154,7 @@ async def digest_data(s: Any, account: Account, now: float | datetime | None = N
     team_moves.sort(key=lambda m: -abs(m["delta_usd"]))
     spikes = await watch_repo.open_spikes(s, account.id, limit=50)
     counts = await repo.change_set_counts(s, account.id)
+    units = await _units(s, account, daily, owner, yday, settings)
     return {
         "account": account.name, "account_id": account.id, "day": yday.isoformat(),
         "generated_at": now_dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "source": source,
@@ -164,7 +168,47 @@ async def digest_data(s: Any, account: Account, now: float | datetime | None = N
         "by_team_day": {t: [[d.isoformat(), round(per.get(d, 0.0), 2)] for d in days14]
                         for t, per in sorted(by_team_day.items())},
         "paused": await watch_repo.panic(s),
+        **({"units": units} if units is not None else {}),
     }
+
+
+async def _workspace_of(s: Any, account: Account) -> Workspace | None:
+    """The account's workspace; for an account added without one (the CLI) in a one-workspace install,
+    that workspace (as ``_accounts_of`` assigns it)."""
+    if account.workspace_id is not None:
+        return await s.get(Workspace, account.workspace_id)
+    rows = (await s.scalars(select(Workspace).order_by(Workspace.id).limit(2))).all()
+    return rows[0] if len(rows) == 1 else None
+
+
+async def _units(s: Any, account: Account, daily: dict[str, dict[date, float]], owner: dict[str, str], day: date,
+                 settings: Any) -> list[dict[str, Any]] | None:
+    """``day``'s spend by business unit (None: no hierarchy configured): each resource's amortized dollars
+    under its team's unit, or the unit its ``business_unit`` tag names, so the units add up to the day's
+    total; "(no unit)" last."""
+    from engine.org import NO_UNIT, bucket, rollup_items
+    from jobs.org import org_for
+
+    if settings is None:
+        from bot.settings import get_settings
+
+        settings = get_settings()
+    org = await org_for(s, await _workspace_of(s, account), settings)
+    if org.empty:
+        return None
+    tags = {arn: tg for arn, tg in (await s.execute(select(Resource.arn, Resource.tags)
+                                                    .where(Resource.account_id == account.id))).all()
+            if isinstance(tg, dict) and tg}
+    items = [(owner.get(a, ""), tags.get(a), per[day]) for a, per in daily.items() if per.get(day)]
+    by_unit = rollup_items(items, org, "unit")
+    teams: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for team, tg, usd in items:
+        teams[bucket(org, "unit", team, tg)][team or NO_TEAM] += usd
+    out = [{"unit": u, "group": org.group_of_unit(u) if u != NO_UNIT else "", "cost_usd": round(v, 2),
+            "teams": [t for t, _ in sorted(teams[u].items(), key=lambda kv: (-kv[1], kv[0]))]}
+           for u, v in by_unit.items()]
+    out.sort(key=lambda r: (r["unit"] == NO_UNIT, -r["cost_usd"], r["unit"]))
+    return out
 
 
 def _channel(ws: Workspace) -> str | None:
@@ -197,7 +241,7 @@ async def digest(ctx: dict, workspace_id: int, now: float | None = None, account
             raise repo.NotFound(f"unknown workspace {workspace_id}")
         accounts = ([await repo.get_account(s, account_id)] if account_id is not None else await _accounts_of(s, ws))
         for account in accounts:
-            out.append((account.id, await digest_data(s, account, now)))
+            out.append((account.id, await digest_data(s, account, now, settings=ctx.get("settings"))))
         ws.settings = {**(ws.settings or {}), "digest_last": today}
         channel = _channel(ws)
     for acct_id, data in out:
@@ -236,3 +280,7 @@ async def digest_due(ctx: dict, now: float | None = None) -> dict[str, Any]:
         except Exception:
             log.exception("digest: workspace %s failed", ws_id)
     return {"posted": posted, "hour": at.hour, "day": today}
+
+
+# The daily amortized costs every surface quotes (the digest, `ask`): the watch's series, else the scan's.
+daily_by_arn = _daily_by_arn

@@ -7,6 +7,9 @@ and rolls back on an exception, so a failed step never leaves half its rows behi
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.util import await_only
 
 from storage.models import AuditEntry
 
@@ -39,20 +43,49 @@ def _audit_no_bulk_changes(state) -> None:  # type: ignore[no-untyped-def]
         raise AppendOnlyError("the audit log is append-only: entries cannot be changed or deleted")
 
 
+# Seconds a SQLite connection waits for another's lock (sqlite3's ``timeout``: its busy handler).
+_SQLITE_TIMEOUT = 30.0
+
+
+def _set_wal(dbapi_conn, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """``PRAGMA journal_mode=WAL``, waiting out other connections switching the same fresh file.
+
+    The switch needs an exclusive lock, and SQLite does not call the busy handler for it: when the
+    bot and workers open a new database together, all but one get "database is locked" at once,
+    however long ``timeout`` is. So retry here, until ``timeout``. Once the file is in WAL mode (it
+    stays so) the pragma is a no-op that takes no lock, so this only ever waits on a fresh file.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + delay > deadline:
+                raise
+        finally:
+            cur.close()
+        # The connect event runs inside the async engine's greenlet: sleep without blocking the loop.
+        await_only(asyncio.sleep(delay))
+        delay = min(delay * 2, 0.05)
+
+
 def make_engine(url: str) -> AsyncEngine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": _SQLITE_TIMEOUT})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")  # readers (the bot) never wait for a writing worker
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            _set_wal(dbapi_conn, _SQLITE_TIMEOUT)  # readers (the bot) never wait for a writing worker
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)

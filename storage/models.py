@@ -496,3 +496,32 @@ class AppSwitch(Base):
     value: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
     actor: Mapped[str] = mapped_column(String(100), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- the ask agent (0005) -----------------------------------------------------------------------
+
+
+class AskThread(Base):
+    """The context of a conversation with the ask agent in one chat thread, so that a follow-up in the
+    same thread ("and last month?", "who owns the second one?") starts from the previous answer.
+
+    Keyed by where the thread lives (platform, channel, the thread root's ts); ``context`` is the last
+    answer's ``Answer.context`` (opaque here) and the row is ignored after ``expires_at`` and purged
+    later. A slash command's answer becomes a thread root only once it is posted: until the adapter
+    attaches the posted message's ts, ``thread_ts`` holds a provisional ``pending:…`` key.
+    """
+
+    __tablename__ = "ask_threads"
+    __table_args__ = (UniqueConstraint("platform", "channel", "thread_ts"),
+                      Index("ix_ask_threads_expires_at", "expires_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64), default="")  # Slack team id / Discord guild id
+    channel: Mapped[str] = mapped_column(String(100))
+    thread_ts: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str | None] = mapped_column(String(100), default=None, nullable=True)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -388,12 +388,13 @@ async def test_ask_intents_cite_and_write_nothing(env: Env) -> None:
         for rid in must_cite:
             assert f"`{rid}`" in card.context, (q, rid, card.context)
     spike = only(await env.cmd("ask why did our bill spike yesterday?"))
-    assert "later" in text_of(spike)
+    assert "7 days before" in text_of(spike)
     assert "Spend of" in only(await env.cmd(f"ask how much does team {team} spend")).title
     unknown = only(await env.cmd("ask how much does team nosuchteam spend"))
     assert "nosuchteam" in text_of(unknown) and "no resources cited" in unknown.context
     assert "no resources cited" in only(await env.cmd("ask who owns i-nothere")).context
-    assert "didn't understand" in only(await env.cmd("ask what is the meaning of life")).title
+    lost = only(await env.cmd("ask what is the meaning of life"))
+    assert "can't tell" in lost.title and "top 5 spenders" in text_of(lost)
     assert await env.counts() == before
 
 
@@ -504,3 +505,43 @@ async def test_one_threshold_governs_every_surface(scanned: Path, tmp_path: Path
         await ctx["db"].close()
         monkeypatch.delenv("COSTDNA_CONFIDENCE_THRESHOLD")
         get_settings.cache_clear()
+
+
+# -- the ask agent's LLM mode, end to end -----------------------------------------------------------------
+
+
+async def test_ask_llm_mode_through_the_command_path(env: Env) -> None:
+    """With OPENAI_API_KEY set, `/costdna ask` lets the model call the same tools over HTTP (a local
+    OpenAI-compatible stand-in); a grounded answer is posted as the model's, an invented figure is caught
+    and replaced by the offline answer, and a write request never reaches the model."""
+    from pydantic import SecretStr
+
+    from tests.openai_standin import OpenAIStandIn, call, final, tool_messages
+
+    def quote_first(messages: list[dict[str, Any]]) -> str:
+        res = tool_messages(messages)[-1]["content"]
+        item = res["data"]["items"][0]
+        return f"The biggest spender is `{item['resource_id']}` at {views.money(item['cost_usd'])}/mo."
+
+    async with OpenAIStandIn() as llm:
+        env.svc.settings = env.settings.model_copy(update={
+            "openai_api_key": SecretStr("sk-test-not-a-real-key"), "openai_base_url": llm.base_url,
+            "llm_timeout_s": 5.0})
+        llm.play(call("top_spenders", by="resource", n=3), final(quote_first))
+        good = only(await env.cmd("ask what costs the most?"))
+        assert "_answered" not in text_of(good) and "biggest spender is `" in text_of(good), text_of(good)
+        assert llm.requests[0].tool_names and "top_spenders" in llm.requests[0].tool_names
+        async with env.db.session() as s:
+            scan = await repo.latest_predictions_scan(s, 1)
+            top = max(await repo.predictions(s, scan.id), key=lambda p: p.monthly_cost_usd)
+        assert f"`{top.resource_id}`" in good.context and views.money(top.monthly_cost_usd) in text_of(good)
+
+        llm.play(call("top_spenders", by="resource", n=3), final("It is `i-0deadbeef0000000` at $98,765.43."))
+        caught = only(await env.cmd("ask what costs the most?"))
+        assert "not found in any tool result" in text_of(caught) and "$98,765.43" not in caught.sections[0].text
+        assert f"`{top.resource_id}`" in caught.context  # the offline answer, with its own citations
+
+        before = len(llm.requests)
+        refused = only(await env.cmd("ask please delete the biggest instance"))
+        assert "read-only" in refused.title and "/costdna apply" in text_of(refused)
+        assert len(llm.requests) == before

@@ -102,7 +102,9 @@ def test_manifest_has_what_the_bot_relies_on(manifest) -> None:
         assert word in cmd["usage_hint"]
 
     settings = manifest["settings"]
-    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "app_home_opened"}
+    # thread follow-ups without a mention (issue 10): the message.* events, with their history scopes
+    assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "app_mention", "app_home_opened", "message.channels", "message.groups", "message.im"}
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["socket_mode_enabled"] is True
     assert settings["org_deploy_enabled"] is False
@@ -112,8 +114,13 @@ def test_manifest_has_what_the_bot_relies_on(manifest) -> None:
     assert {"commands", "chat:write", "app_mentions:read"} <= set(scopes)
     # the watch (issue 9): DMs (im:write), chart uploads (files:write), users.lookupByEmail
     assert {"im:write", "files:write", "users:read", "users:read.email"} <= set(scopes)
+    assert {"channels:history", "groups:history", "im:history"} <= set(scopes)
     assert set(scopes) <= {"commands", "chat:write", "app_mentions:read", "im:write", "users:read",
-                           "users:read.email", "files:write"}
+                           "users:read.email", "files:write", "channels:history", "groups:history",
+                           "im:history"}
+    from bot.slack.app import SCOPES
+
+    assert set(SCOPES) == set(scopes)  # the OAuth install asks for what the manifest declares
     assert len(scopes) == len(set(scopes))
 
 

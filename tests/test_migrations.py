@@ -187,3 +187,34 @@ async def test_failed_migration_leaves_nothing(db_url: str, tmp_path: Path, monk
         assert "half_done" not in tables and "half_done" not in columns
     finally:
         await db.close()
+
+
+
+@pytest.mark.asyncio
+async def test_sqlite_connect_waits_for_the_switch_to_wal(tmp_path: Path) -> None:
+    """Connecting switches the file to WAL, which needs an exclusive lock that SQLite does not wait
+    for (no busy handler, whatever the timeout): processes opening a fresh file together, each
+    switching it, got "database is locked" at once. Here another connection holds a write lock on a
+    file not yet in WAL mode: connecting waits until it is let go, instead of failing."""
+    import sqlite3
+
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+
+        async def mode() -> str:
+            async with db.engine.connect() as conn:
+                return (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+
+        waiting = asyncio.create_task(mode())
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), waiting.exception()  # still waiting: it did not give up at once
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(waiting, 30) == "wal"
+    finally:
+        other.close()
+        await db.close()

@@ -3,7 +3,9 @@
 The adapter only translates. A slash command ``/costdna <text>`` becomes
 ``handlers.commands.handle_command(svc, who, text)``; a button or select click becomes
 ``handlers.actions.handle_action(svc, who, action_id, value)``; ``@costdna <question>`` becomes the
-command ``ask <question>``, answered in a thread; opening the App Home publishes
+command ``ask <question>``, answered in a thread; a plain reply in a thread where costdna answered a
+question (no mention needed: the ``message.*`` events) is a follow-up of that answer, asked with the
+thread's stored context (:mod:`storage.ask_repo`); opening the App Home publishes
 ``handlers.home.home_cards``. Every card is rendered with ``handlers.render_slack.to_message``.
 
 Slack's 3-second rule: every listener acknowledges first (an empty ack) and works afterwards. Bolt
@@ -48,10 +50,13 @@ log = logging.getLogger("costdna.slack")
 
 COMMAND = "/costdna"
 SCOPES = ["commands", "chat:write", "app_mentions:read", "im:write", "files:write", "users:read",
-          "users:read.email"]  # manifests/slack.yaml
+          "users:read.email", "channels:history", "groups:history", "im:history"]  # manifests/slack.yaml
 HOME_MAX_BLOCKS = 100  # a Home tab view holds at most 100 blocks
 _SUFFIX = re.compile(r":\d+$")  # render_slack makes repeated action ids unique as x, x:1, x:2
 _MENTION = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>\s*)+")
+_ANY_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+# message subtypes that are still a person's plain reply ("also send to channel")
+_PLAIN_SUBTYPES = (None, "", "thread_broadcast")
 _UNPOSTABLE = ("not_in_channel", "channel_not_found", "is_archived", "restricted_action")
 
 
@@ -174,6 +179,9 @@ class SlackAdapter:
     async def track(self, tracks: tuple[str, int] | None, channel: str, ts: str | None) -> None:
         if not tracks or not ts:
             return
+        if tracks[0] == "ask":  # the posted answer is the root of its ask thread from now on
+            await self.attach_ask_thread(int(tracks[1]), channel, ts)
+            return
         model = _model_for(tracks[0])
         if model is None:
             log.warning("slack: cannot track a message showing %r", tracks[0])
@@ -185,6 +193,53 @@ class SlackAdapter:
                 await repo.add_message_ref(s, model, int(tracks[1]), "slack", channel, ts)
         except Exception:
             log.exception("slack: could not remember message %s/%s for %s %s", channel, ts, *tracks)
+
+    async def attach_ask_thread(self, thread_id: int, channel: str, ts: str) -> None:
+        from storage import ask_repo
+
+        try:
+            async with self.svc.db.session() as s:
+                if not await ask_repo.attach_thread(s, thread_id, channel, ts):
+                    log.info("slack: ask thread %s is gone; message %s/%s starts no thread",
+                             thread_id, channel, ts)
+        except Exception:
+            log.exception("slack: could not make message %s/%s the root of ask thread %s",
+                          channel, ts, thread_id)
+
+    async def follow_up_thread(self, event: dict[str, Any], bot_user_id: str | None) -> str | None:
+        """The thread ts when ``event`` is a person's plain reply in a thread that has a stored, unexpired
+        ask context (a follow-up to answer); None for everything else, which stays unread."""
+        thread_ts, channel = event.get("thread_ts"), event.get("channel")
+        if not thread_ts or not channel or thread_ts == event.get("ts"):
+            return None  # not a reply in a thread
+        if event.get("subtype") not in _PLAIN_SUBTYPES or event.get("bot_id") or not event.get("user"):
+            return None  # edits, deletions, joins, bots (ourselves included)
+        text = event.get("text") or ""
+        mentioned = set(_ANY_MENTION.findall(text))
+        if bot_user_id and bot_user_id in mentioned:
+            return None  # a mention: app_mention answers it
+        if mentioned:
+            return None  # addressed to a person, not to costdna
+        if not mention_text(text):
+            return None
+        from storage import ask_repo
+
+        async with self.svc.db.session() as s:
+            ctx = await ask_repo.load_thread(s, "slack", channel, thread_ts)
+        return thread_ts if ctx is not None else None
+
+    async def first_time(self, body: dict, event: dict) -> bool:
+        """Answer each event id once (Slack re-delivers when it saw no 200 in time: X-Slack-Retry-Num)."""
+        event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
+        if not self.seen.first(event_id):
+            return False
+        from storage import repo
+
+        async with self.svc.db.session() as s:
+            if not await repo.first_time_event(s, "slack", event_id):
+                log.info("slack: event %s already handled (retry %s)", event_id, body.get("retry_num", "?"))
+                return False
+        return True
 
     async def post(self, client: AsyncWebClient, card: Card, *, channel: str, user: str,
                    respond: Any = None, thread_ts: str | None = None,
@@ -359,22 +414,15 @@ def register(app: AsyncApp, ad: SlackAdapter) -> None:
     async def on_mention(body: dict, event: dict, client: AsyncWebClient) -> None:
         # Events are acknowledged by Bolt before this runs; Slack re-delivers when it saw no 200 in time
         # (X-Slack-Retry-Num): answer each event id once.
-        event_id = body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"
-        if not ad.seen.first(event_id):
+        if not await ad.first_time(body, event):
             return
-        from storage import repo
-
-        async with ad.svc.db.session() as s:
-            if not await repo.first_time_event(s, "slack", event_id):
-                log.info("slack: event %s already handled (retry %s)", event_id, body.get("retry_num", "?"))
-                return
         channel = event.get("channel", "")
+        thread_ts = event.get("thread_ts") or event.get("ts") or ""  # a mention outside a thread starts one
         who = Who(platform="slack", workspace=body.get("team_id") or event.get("team", ""),
-                  user_id=event.get("user", ""), channel_id=channel)
+                  user_id=event.get("user", ""), channel_id=channel, thread_ts=thread_ts)
         question = mention_text(event.get("text", ""))
         reply = await ad.command(who, f"ask {question}".strip())
-        await ad.post_all(client, reply, channel=channel, user=who.user_id,
-                          thread_ts=event.get("thread_ts") or event.get("ts"))
+        await ad.post_all(client, reply, channel=channel, user=who.user_id, thread_ts=thread_ts or None)
 
     @app.event("app_home_opened")
     async def on_home(body: dict, event: dict, client: AsyncWebClient) -> None:
@@ -384,8 +432,22 @@ def register(app: AsyncApp, ad: SlackAdapter) -> None:
         await publish_home(ad, client, who)
 
     @app.event("message")
-    async def on_message(body: dict) -> None:  # DMs and channel chatter: not read (no history scopes)
-        return
+    async def on_message(body: dict, event: dict, client: AsyncWebClient, context: Any) -> None:
+        # Only a person's plain reply in a thread costdna answered in (with an unexpired stored context)
+        # is read, as a follow-up question; every other message (channel chatter, DMs, edits, bots,
+        # mentions, which app_mention answers) is left unread.
+        try:
+            thread_ts = await ad.follow_up_thread(event, context.get("bot_user_id") if context else None)
+        except Exception:
+            log.exception("slack: reading message %s/%s failed", event.get("channel"), event.get("ts"))
+            return
+        if thread_ts is None or not await ad.first_time(body, event):
+            return
+        channel = event.get("channel", "")
+        who = Who(platform="slack", workspace=body.get("team_id") or event.get("team", ""),
+                  user_id=event.get("user", ""), channel_id=channel, thread_ts=thread_ts)
+        reply = await ad.command(who, f"ask {mention_text(event.get('text', ''))}")
+        await ad.post_all(client, reply, channel=channel, user=who.user_id, thread_ts=thread_ts)
 
 
 async def publish_home(ad: SlackAdapter, client: AsyncWebClient, who: Who) -> None:
