@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,8 @@ class ResourcePrediction:
     first_active: float | None = None
     last_active: float | None = None
     events: int = 0
+    # Its last few create/manage events, newest first: (epoch s, event name, principal, person, error code).
+    recent: list[tuple] = field(default_factory=list)
 
     def csv_row(self) -> dict[str, object]:
         d = asdict(self)
@@ -171,9 +174,11 @@ def scan_bundle(
         seconds["model"] = time.perf_counter() - t0
 
     rows = _rows(bundle, arns, classes, tag_teams, prediction, threshold)
+    recent = recent_changes(bundle.activity)
     for r in rows:
         if (span := active.get(r.arn)) is not None:
             r.first_active, r.last_active, r.events = span
+        r.recent = recent.get(r.arn, [])
     t0 = time.perf_counter()
     apply_creators(rows, created, arns, classes, y)
     seconds["creators"] += time.perf_counter() - t0
@@ -257,6 +262,47 @@ def activity_span(bundle: Bundle, arns: list[str]) -> dict[str, tuple[float | No
         cur[2] += int(st.count)
     return {a: (None if v[0] == float("inf") else v[0], None if v[1] == float("-inf") else v[1], v[2])
             for a, v in out.items()}
+
+
+RECENT_CHANGES = 5
+
+
+def recent_changes(act: Any, k: int = RECENT_CHANGES) -> dict[str, list[tuple]]:
+    """arn -> its last ``k`` create/manage events, newest first, from the change log (columnar: a
+    million events take a sort, not a Python object each). ``ask``'s signal_history reads them from
+    the stored evidence instead of searching every stored event for the resource."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        tbl = act.changes
+    except Exception:  # noqa: BLE001 - no change log (a fold without one): nothing to show
+        return {}
+    if tbl is None or tbl.num_rows == 0:
+        return {}
+    lists = tbl.column("resources").combine_chunks()
+    flat = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists)
+    times = pc.fill_null(pc.take(tbl.column("time"), parents), float("-inf"))
+    order = pc.sort_indices(pa.table({"a": flat, "t": times}), sort_keys=[("a", "ascending"), ("t", "descending")])
+    arns = pc.take(flat, order).to_pylist()
+    rows = pc.take(parents, order).to_numpy()
+    keep: list[int] = []
+    prev, n = None, 0
+    for i, a in enumerate(arns):
+        if a != prev:
+            prev, n = a, 0
+        if n < k:
+            keep.append(i)
+            n += 1
+    idx = pa.array(rows[keep])
+    cols = {c: pc.take(tbl.column(c), idx).to_pylist()
+            for c in ("time", "event_name", "principal", "person", "error_code")}
+    out: dict[str, list[tuple]] = {}
+    for j, i in enumerate(keep):
+        out.setdefault(arns[i], []).append((cols["time"][j], cols["event_name"][j] or "", cols["principal"][j] or "",
+                                            cols["person"][j], cols["error_code"][j]))
+    return out
 
 
 def creation_only(bundle: Bundle, arns: list[str], y: np.ndarray) -> CreatedOnly:

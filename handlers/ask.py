@@ -57,6 +57,7 @@ class DbStore:
 
     def __init__(self, db: Any, account_id: int, scan_id: int, threshold: float, labels: dict[str, str]):
         self.db, self.account_id, self.scan_id, self.threshold, self.labels = db, account_id, scan_id, threshold, labels
+        self._previous: ScanSnapshot | bool | None = None  # False: there is none
 
     async def events(self, arn: str, limit: int = 50) -> list[EventFact]:
         async with self.db.session() as s:
@@ -65,15 +66,20 @@ class DbStore:
                           error_code=e.error_code, event_id=e.event_id) for e in rows]
 
     async def previous_scan(self) -> ScanSnapshot | None:
+        """The scan before this one (loaded once: this store lives as long as its cached Facts)."""
+        if self._previous is not None:
+            return self._previous or None
         async with self.db.session() as s:
             found = await facts_repo.previous_scan(s, self.account_id, self.scan_id)
         if found is None:
+            self._previous = False
             return None
         scan, preds = found
         res = {p.arn: Res(arn=p.arn, resource_id=p.resource_id, type=p.type, team=p.team, confidence=p.confidence,
                           tag_team=p.tag_team, tag_conflict=bool(p.tag_conflict), label=self.labels.get(p.arn, ""),
                           monthly_usd=p.monthly_cost_usd) for p in preds}
-        return ScanSnapshot(scan.id, scan.finished_at, res)
+        self._previous = ScanSnapshot(scan.id, scan.finished_at, res)
+        return self._previous
 
 
 def _activity(ev: dict | None) -> tuple[date | None, date | None, int]:

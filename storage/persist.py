@@ -87,9 +87,12 @@ async def save_daily_costs(s: AsyncSession, account_id: int, days: Iterable[int]
 
 def _evidence(row: Any, ev: dict | None) -> dict | None:
     """The stored evidence; a team read from the resource's creator says so (the watch calls it a guess),
-    and when anyone but a broad actor last used it (``activity``: first/last ISO time, events)."""
+    when anyone but a broad actor last used it (``activity``: first/last ISO time, events) and its last
+    few create/manage events (``recent_changes``: [ISO time, event name, principal, person, error])."""
     if getattr(row, "owner_source", "") == "creator":
         ev = {**(ev or {}), "owner_source": "creator"}
+    if getattr(row, "recent", None):
+        ev = {**(ev or {}), "recent_changes": [[t.isoformat() if (t := _ts(e[0])) else None, *e[1:]] for e in row.recent]}
     if getattr(row, "events", 0):
         first, last = _ts(getattr(row, "first_active", None)), _ts(getattr(row, "last_active", None))
         ev = {**(ev or {}), "activity": {"first": first.isoformat() if first else None,

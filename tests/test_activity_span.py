@@ -58,3 +58,29 @@ def test_stored_with_the_evidence() -> None:
     ev = _evidence(row, {"used_by": [["role:app", 3.0]]})
     assert ev["used_by"] == [["role:app", 3.0]]
     assert ev["activity"] == {"first": "1970-01-03T00:00:00+00:00", "last": "1970-01-10T00:00:00+00:00", "events": 4}
+
+
+def test_recent_changes_keeps_the_last_k_per_resource_newest_first() -> None:
+    import pyarrow as pa
+
+    from engine.activity import CHANGE_SCHEMA
+    from engine.scan import recent_changes
+
+    rows = [  # (event_id, time, name, source, principal, person, resources, error)
+        ("e1", 1 * DAY, "CreateBucket", "s3", "role:ci", None, ["arn:a", "arn:b"], None),
+        ("e2", 3 * DAY, "PutBucketPolicy", "s3", "role:ci", "ana", ["arn:a"], None),
+        ("e3", 2 * DAY, "PutBucketTagging", "s3", "role:ops", None, ["arn:a"], "AccessDenied"),
+        ("e4", None, "DeleteBucketPolicy", "s3", "role:ops", None, ["arn:a"], None),
+        ("e5", 5 * DAY, "PutBucketAcl", "s3", "role:x", None, ["arn:b"], None),
+    ]
+    tbl = pa.Table.from_pylist([dict(zip(CHANGE_SCHEMA.names, r, strict=True)) for r in rows], schema=CHANGE_SCHEMA)
+    got = recent_changes(SimpleNamespace(changes=tbl), k=2)
+    assert got["arn:a"] == [(3 * DAY, "PutBucketPolicy", "role:ci", "ana", None),
+                            (2 * DAY, "PutBucketTagging", "role:ops", None, "AccessDenied")]
+    assert [e[1] for e in got["arn:b"]] == ["PutBucketAcl", "CreateBucket"]
+    assert recent_changes(SimpleNamespace(changes=tbl.slice(0, 0))) == {}
+
+    row = ResourcePrediction("a", "arn:a", "s3:bucket", "", 0.0, "", 0, 0.0, 1.0)
+    row.recent = got["arn:a"]
+    assert _evidence(row, None)["recent_changes"][0] == ["1970-01-04T00:00:00+00:00", "PutBucketPolicy", "role:ci",
+                                                        "ana", None]

@@ -567,8 +567,10 @@ async def test_summarize_account(facts: Facts) -> None:
     r = await run(facts, "summarize_account")
     assert r.ok
     assert r.figures == {"monthly_usd": 1230.0, "untagged_monthly_usd": 240.0, "owned_monthly_usd": 1140.0,
-                         "checkout": 600.0, "payments": 300.0, "search": 240.0}
+                         "checkout": 600.0, "payments": 300.0, "search": 240.0,
+                         "orders-db": 600.0, "i-0aaa1111": 300.0, "i-0bbb2222": 150.0}
     assert r.citations == ["orders-db", "i-0aaa1111", "i-0bbb2222"]
+    assert "the costliest resources: `orders-db` $600.00/mo, `i-0aaa1111` $300.00/mo" in r.text
     assert "run rate $1,230.00/mo (amortized) on 7 resources; 4 tagged, 3 untagged ($240.00/mo)" in r.text
     assert "5 resources have an owner at ≥ 70% confidence ($1,140.00/mo)" in r.text
     assert "checkout $600.00/mo, payments $300.00/mo, search $240.00/mo" in r.text
@@ -770,3 +772,21 @@ async def test_team_figures_add_up(table) -> None:
         one = await run_tool(f, "team_spend", {"team": team, **({"period": period} if period else {})})
         assert one.ok
         assert one.figures["total_usd" if period else "monthly_usd"] == pytest.approx(usd, abs=0.005), team
+
+
+@pytest.mark.asyncio
+async def test_signal_history_reads_the_changes_the_scan_kept() -> None:
+    """A scan keeps each resource's last create/manage events with its evidence: signal_history shows
+    them without searching every stored event (the store is not asked)."""
+
+    class NoStore(MemoryStore):
+        async def events(self, arn: str, limit: int = 50) -> list:  # pragma: no cover - must not be called
+            raise AssertionError("the store was searched")
+
+    kept = {"recent_changes": [["2026-11-20T10:00:00+00:00", "ModifyDBInstance", "role:ops", "ana@corp", None],
+                               ["2026-11-02T09:30:00+00:00", "CreateDBInstance", "role:ci", None, None]]}
+    res = [Res("arn:aws:rds:us-east-1:1:db:orders", "orders", "rds:db", monthly_usd=90.0, evidence=kept)]
+    f = Facts.build("acct", 3, res, [], now=NOW, store=NoStore())
+    r = await run(f, "signal_history", resource="orders")
+    assert r.ok and [e["event_name"] for e in r.data["events"]] == ["CreateDBInstance", "ModifyDBInstance"]
+    assert "2026-11-20 10:00 UTC `ModifyDBInstance` by `ana@corp`" in r.text and "$90.00/mo" in r.text

@@ -371,8 +371,9 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
         if q.days:
             args["days"] = q.days
         return Plan("find_abandoned", args, "abandoned")
-    if _hits(w, "idle") or re.search(r"\b(not (?:being )?used|nobody uses|no (?:one|body) uses|no activity|without "
-                                     r"activity|not in use)\b", phrase):
+    if _hits(w, "idle") or re.search(r"\b(not (?:being )?used|(?:nobody|no ?one|no body) (?:is |are )?(?:uses|using|"
+                                     r"touches|touching)|no activity|without activity|not in use|never used|sitting "
+                                     r"(?:idle|unused|around))\b", phrase):
         args = with_n({})
         if q.days:
             args["days"] = q.days

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from engine.ask.facts import NO_OWNER, Facts, Res
+from engine.ask.facts import NO_OWNER, EventFact, Facts, Res
 from engine.org import NO_GROUP, NO_UNIT  # the digest's names for the same buckets
 from engine.periods import Period, parse_period
 
@@ -154,8 +154,10 @@ def cents(x: float) -> float:
 
 
 def change(cur: float, prev: float) -> str:
-    """``+$12.00 (+4.5%)`` against the previous figure; the percentage is n/a from $0.00."""
-    d = cents(cur) - cents(prev)
+    """``+$12.00 (+4.5%)`` against the previous figure; the percentage is n/a from $0.00. The change is the
+    exact difference rounded to the cent (which may differ by a cent from the difference of the rounded
+    figures)."""
+    d = cents(cur - prev)
     sign = "+" if d >= 0 else "-"
     pct = f"{sign}{abs(d) / abs(prev):.1%}" if abs(prev) >= 0.005 else "n/a"
     return f"{sign}{money(abs(d))} ({pct})"
@@ -646,7 +648,7 @@ def evidence_lines(ev: Mapping[str, Any] | None, per: int = 3) -> list[str]:
         return []
     lines = []
     for rel, items in ev.items():
-        if rel in ("activity", "owner_source") or not isinstance(items, list):
+        if rel in ("activity", "owner_source", "recent_changes") or not isinstance(items, list):
             continue
         parts = []
         for it in items[:per]:
@@ -661,14 +663,18 @@ def evidence_lines(ev: Mapping[str, Any] | None, per: int = 3) -> list[str]:
 
 @tool("signal_history", "What happened to one resource: its management events (who changed it), its daily cost, "
       "the spikes the watch found and its owner.", resource=_RES, n=_N)
-async def signal_history(facts: Facts, resource: str, n: int = 10) -> ToolResult:
+async def signal_history(facts: Facts, resource: str, n: int = 5) -> ToolResult:
     r = facts.resource(resource)
     if r is None:
         return _unknown_resource(facts, resource)
-    events = await facts.store.events(r.arn, n)
+    if r.evidence and "recent_changes" in r.evidence:  # kept by the scan: no search through every event
+        events = stored_changes(r)[-n:]
+    else:  # a scan stored before it kept them
+        events = await facts.store.events(r.arn, n)
     daily = facts.daily(r.arn)
     spikes = [s for s in facts.spikes if s.arn == r.arn]
-    lines = [f"`{r.resource_id}` ({r.type or 'resource'}), owner {_owner_text(facts, r)}."]
+    lines = [f"`{r.resource_id}` ({r.type or 'resource'}), owner {_owner_text(facts, r)}, "
+             f"{money(r.monthly_usd)}/mo (amortized run rate)."]
     act = (r.evidence or {}).get("activity") if r.evidence else None
     if r.last_active:
         lines.append(f"Last used or changed (not counting account-wide scanners) on {r.last_active}; first on "
@@ -708,6 +714,19 @@ async def signal_history(facts: Facts, resource: str, n: int = 10) -> ToolResult
                     "cause": dict(s.cause) if s.cause else None} for s in spikes[:5]],
         "last_active": str(r.last_active) if r.last_active else None},
         citations=[r.resource_id], figures=figures, title=f"History of {r.resource_id}")
+
+
+def stored_changes(r: Res) -> list[EventFact]:
+    """The last create/manage events the scan kept with the resource's evidence, oldest first."""
+    out = []
+    for e in (r.evidence or {}).get("recent_changes") or []:
+        try:
+            t = datetime.fromisoformat(e[0]) if e[0] else None
+            out.append(EventFact(time=t, event_name=str(e[1]), principal=str(e[2] or ""), person=e[3],
+                                 error_code=e[4]))
+        except (IndexError, TypeError, ValueError):
+            continue
+    return sorted(out, key=lambda e: e.time or datetime.min.replace(tzinfo=UTC))
 
 
 def cause_text(cause: Mapping[str, Any] | None) -> str:
@@ -988,6 +1007,10 @@ async def summarize_account(facts: Facts) -> ToolResult:
         lines.append(f"• {len(open_spikes)} open spikes of {len(facts.spikes)} the watch found")
     lines.append(f"• daily costs stored: {_range(facts)}")
     big = sorted(facts.resources, key=lambda r: (-r.monthly_usd, r.resource_id))[:3]
+    if big:
+        lines.append("• the costliest resources: " + ", ".join(f"`{r.resource_id}` {money(r.monthly_usd)}/mo"
+                                                             for r in big))
+        figures.update({r.resource_id: cents(r.monthly_usd) for r in big})
     return _ok("\n".join(lines), data={"resources": n, "untagged": len(untagged), "owned": len(owned),
                                        "monthly_usd": cents(run), "teams": dict(top), "no_team": len(none),
                                        "conflicts": len(conflicts), "open_spikes": len(open_spikes),
