@@ -421,3 +421,49 @@ async def test_plans_run_to_known_figures(question: str, context: dict | None, f
     assert res.ok, res.text
     for k, v in figures.items():
         assert res.figures[k] == v, (question, k, res.figures)
+
+
+# -- phrasings a first held-out set (benchmarks/ask_heldout.py) found, by kind ---------------------------
+
+
+@pytest.mark.parametrize("question, tool, args", [
+    # a one-edit typo in a team name of 5+ letters, a swap included
+    ("serach team spend yesterday?", "team_spend", {"team": "search"}),
+    ("chekout spend", "team_spend", {"team": "checkout"}),
+    # a team called "search" next to a comparison is a team, not the verb
+    ("search vs payments, who spends more?", "compare_teams", {"teams": ["search", "payments"]}),
+    ("is checkout spending more than payments?", "compare_teams", {"teams": ["checkout", "payments"]}),
+    # searching by name or id without the word "find"
+    ("anything with web in the name?", "search_resources", {"query": "web"}),
+    ("resources named logs", "search_resources", {"query": "logs"}),
+    ("any resources with i-0aaa in the id?", "search_resources", {"query": "i-0aaa"}),
+    # drift in other words
+    ("diff vs previous scan", "what_changed", {}),
+    ("any new or deleted resources since last time", "what_changed", {}),
+    ("did any owners change?", "what_changed", {}),
+    # summary and untagged in casual words
+    ("tl;dr of our cloud bill", "summarize_account", {}),
+    ("how much spend has no team tag", "untagged_spend", {}),
+    ("any tags that look wrong?", "find_anomalies", {}),
+    # idle / abandoned with a number of days
+    ("resources nobody used in 14 days", "find_idle", {"days": 14}),
+    ("what did people stop using 3 days ago but still costs money", "find_abandoned", {"days": 3}),
+    ("stuff that hasn't been touched for two weeks", "find_abandoned", {"days": 14}),
+    # "team" with a spend word is every team, not a team called "spend"
+    ("leaderboard of team spend", "top_spenders", {"by": "team"}),
+    ("team breakdown", "top_spenders", {"by": "team"}),
+    ("checkout team cost last week vs the week before", "team_spend", {"team": "checkout"}),
+])
+def test_held_out_phrasings(question: str, tool: str, args: dict) -> None:
+    expect(question, tool, **args)
+
+
+@pytest.mark.parametrize("question", ["assign web-1 to payments", "move i-0aaa1111 to search",
+                                      "mark the spike as expected", "approve the change set"])
+def test_more_writes_are_refused(question: str) -> None:
+    got = ask(question)
+    assert isinstance(got, Refusal), f"{question!r} -> {got!r}"
+
+
+def test_a_team_named_in_a_search_phrase_is_the_team() -> None:
+    expect("how much does the team named payments spend", "team_spend", team="payments")

@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.ask.facts import Facts
 from engine.ask.tools import period_dict
-from engine.periods import parse_period
+from engine.periods import _osa_distance_le1, parse_period
 
 
 @dataclass
@@ -63,6 +63,7 @@ _WRITE = re.compile(
     r"(?:please\s+)?|go\s+ahead\s+and\s+|i\s+want\s+you\s+to\s+|let'?s\s+|you\s+should\s+)?(?:please\s+)?"
     r"(delete|remove|terminate|stop|shut\s*down|kill|destroy|drop|tag|untag|re-?tag|label|relabel|rename|resize|"
     r"scale|downsize|modify|change|apply|reboot|restart|start|launch|create|deprovision|decommission|clean\s*up|"
+    r"assign|reassign|transfer|move|mark|snooze|approve|reject|roll\s*back|revert|"
     r"purge|wipe|nuke|turn\s+off|power\s+off|set)\b(?!\s+(?:in|of|over|to|spend|cost|costs|bill|trend)\b)", re.I)
 _WRITE_ANY = re.compile(r"\b(delete|terminate|shut\s*down|destroy|decommission|nuke|wipe)\b\s+(?:it|them|this|that|"
                         r"the|all|these|those|every|i-|vol-|db|arn:)", re.I)
@@ -112,7 +113,7 @@ _KEYWORDS = {
                 "removed"},
     "compare": {"compare", "comparison", "versus", "vs", "against"},
     "top": {"top", "biggest", "largest", "most", "expensive", "highest", "costliest", "spenders", "spender",
-            "priciest", "heaviest", "big"},
+            "priciest", "heaviest", "big", "leaderboard", "ranking", "rank", "ranked", "breakdown"},
     "spend": {"spend", "spending", "spent", "cost", "costs", "costing", "bill", "billed", "money", "much", "budget",
               "dollars", "usd", "price", "charges", "charged", "burn", "total"},
 }
@@ -225,9 +226,9 @@ def _owners_in(text: str, facts: Facts) -> list[tuple[str, str]]:
             w = m.group(0)
             if w in _VOCAB or w in _STOP:
                 continue
-            hit = difflib.get_close_matches(w, keys, n=1, cutoff=0.85)
-            if hit:
-                found.append((m.start(), names[hit[0]]))
+            hits = [k for k in keys if _osa_distance_le1(w, k)] or difflib.get_close_matches(w, keys, n=1, cutoff=0.85)
+            if len(hits) == 1 or (hits and len(set(names[h] for h in hits)) == 1):
+                found.append((m.start(), names[hits[0]]))
     found.sort(key=lambda x: x[0])
     return list(dict.fromkeys(v for _, v in found))
 
@@ -255,7 +256,8 @@ def _read(question: str, facts: Facts) -> _Q:
     for rid in resources:
         scrub = scrub.replace(rid.lower(), " ")
     owners = _owners_in(scrub, facts)
-    verb = re.match(r"\s*(find|search|look ?up|locate|list)\b|.*\b(search|find|look) for\b", scrub)
+    verb = re.match(r"\s*(find|search|look ?up|locate|list)\b(?!\s+(?:vs|versus|or|and|team|spend|spending|"
+                    r"costs?)\b)|.*\b(search|find|look) for\b", scrub)
     if verb:  # "search for env=prod": the verb, even where a team is called "search"
         v = (verb.group(1) or verb.group(2) or "").replace(" ", "")
         owners = [o for o in owners if o[1].lower() != v]
@@ -269,8 +271,10 @@ def _read(question: str, facts: Facts) -> _Q:
     elif m := _N_ITEMS.search(scrub):
         n = int(m.group(1))
     days = None
-    if m := _DAYS.search(raw.lower()) if period is None else None:
+    if m := _DAYS.search(raw.lower()):
         days = int(m.group(1))
+    elif m := re.search(r"\b(a|one|two|three|four) weeks?\b", raw.lower()):
+        days = 7 * {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4}[m.group(1)]
     level = None
     if re.search(r"\b(business units?|bus?|units?)\b", scrub):
         level = "unit"
@@ -332,7 +336,9 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
     own_words = _hits(w, "owner") or re.search(r"\bwho (?:runs|uses|made|created|is behind)\b|\bwhich team\b", phrase)
     hist_words = _hits(w, "history") or re.search(r"\bwhat happened\b|\bwho (?:changed|touched|modified)\b", phrase)
 
-    # -- about one resource
+    # -- about one resource (an id-like text that names none, in a search phrase, is a search)
+    if target is not None and facts.resource(target) is None and (term := _search_term(q.raw, w)):
+        return with_n(Plan("search_resources", {"query": term}, "search"))
     if target is not None:
         if hist_words:
             return with_n(Plan("signal_history", {"resource": target}, "history of a resource"))
@@ -358,31 +364,37 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
         if changed:
             return Plan(tool, prev, "a follow-up")
 
-    if re.search(r"\b(what(?:'s| has| have)? changed|since (?:the )?(?:last|previous) scan|drift|between scans|"
-                 r"new resources|what'?s new)\b", phrase):
+    if re.search(r"\b(what(?:'s| has| have)? changed|since (?:the )?(?:last|previous|prior) scan|drift|between scans|"
+                 r"new resources|what'?s new|diff|previous scan|last scan|prior scan|since last time|new or (?:deleted|"
+                 r"removed|gone)|(?:deleted|removed|disappeared|gone) resources|owners? (?:change|changed|moved)|"
+                 r"ownership (?:change|changes|changed)|changed (?:owner|owners|hands))\b", phrase):
         return with_n(Plan("what_changed", {}, "drift"))
     if re.search(r"\b(tag(?:ging)? (?:compliance|coverage|policy|hygiene)|compliance|compliant|missing (?:required )?"
                  r"tags?|required tags?)\b", phrase) or (_hits(w, "compliance") and re.search(r"\btag", phrase)):
         keys = re.findall(r"`([\w:.-]+)`", q.raw)
         return Plan("tag_compliance", {"keys": keys} if keys else {}, "tag compliance")
-    if _hits(w, "abandoned") or re.search(r"\b(no longer used|nobody (?:has )?touched|went (?:silent|quiet)|stopped "
-                                          r"being used|not touched)\b", phrase):
+    if _hits(w, "abandoned") or re.search(r"\b(no longer (?:used|using|in use)|nobody (?:has )?touched|went (?:silent|"
+                                          r"quiet)|stopped (?:being used|using)|stop(?:ped)? using|not touched|used to "
+                                          r"be used|(?:haven't|have not|hasn't|has not) been (?:used|touched))\b", phrase):
         args = with_n({})
         if q.days:
             args["days"] = q.days
         return Plan("find_abandoned", args, "abandoned")
-    if _hits(w, "idle") or re.search(r"\b(not (?:being )?used|(?:nobody|no ?one|no body) (?:is |are )?(?:uses|using|"
-                                     r"touches|touching)|no activity|without activity|not in use|never used|sitting "
+    if _hits(w, "idle") or re.search(r"\b(not (?:being )?used|(?:nobody|no ?one|no body) (?:is |are |has )?(?:uses|using|"
+                                     r"used|touches|touching|touched)|no activity|without activity|not in use|never used|sitting "
                                      r"(?:idle|unused|around))\b", phrase):
         args = with_n({})
         if q.days:
             args["days"] = q.days
         return Plan("find_idle", args, "idle")
-    if _hits(w, "untagged") or re.search(r"\b(no (?:owner )?tags?|without (?:an? )?(?:owner )?tags?|missing (?:owner )?"
-                                         r"tags?|not tagged|un-tagged)\b", phrase):
+    if _hits(w, "untagged") or re.search(r"\b(no (?:owner |team )?tags?|without (?:an? )?(?:owner |team )?tags?|"
+                                         r"missing (?:owner |team )?tags?|not tagged|un-tagged|no owner tag)\b",
+                                         phrase):
         return with_n(Plan("untagged_spend", with_period({}), "untagged"))
     if _hits(w, "anomalies") or re.search(r"\b(fits? no team|no team|belongs? to no(?: team|body)|stale tags?|wrong "
-                                          r"tags?|tags? (?:that )?contradict)\b", phrase):
+                                          r"tags?|tags? (?:that )?contradict|tags? (?:that )?(?:look|looks|are|is|"
+                                          r"seem|seems) (?:wrong|off|stale|incorrect|suspicious|weird)|mis-?tagged)\b",
+                                          phrase):
         return with_n(Plan("find_anomalies", {}, "anomalies"))
     if _hits(w, "spike") or re.search(r"\b(went up|go up|gone up|bill (?:go|went) up|why (?:is|was|did) (?:the |our )?"
                                       r"(?:bill|spend|cost)|more expensive|cost more)\b", phrase):
@@ -392,19 +404,16 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
         return with_n(Plan("find_cost_spikes", args, "spike"))
     if hist_words and q.owners:
         pass  # "activity of team x" reads as the team's spend below
-    if _hits(w, "search") and (m := re.search(r"\b(?:find|search(?: for)?|look ?up|locate|named|matching|containing|"
-                                              r"called|list(?: resources)?(?: with| named| matching)?)\s+[`'\"]?"
-                                              r"([\w.:/=@+-]{2,})", q.raw, re.I)):
-        term = m.group(1)
-        if term.lower() not in _STOP | {"resources", "resource", "all", "everything"}:
-            return with_n(Plan("search_resources", {"query": term}, "search"))
-    if _hits(w, "summary") or re.search(r"\b(how (?:are|is) (?:we|the account) doing|big picture|in a nutshell)\b",
-                                        phrase):
+    term = _search_term(q.raw, w)
+    if term and not any(term.lower() == o[1].lower() for o in q.owners):  # "the team named payments" is a team
+        return with_n(Plan("search_resources", {"query": term}, "search"))
+    if _hits(w, "summary") or re.search(r"\b(how (?:are|is) (?:we|the account) doing|big picture|in a nutshell|"
+                                        r"tl;? ?dr|high[- ]level|state of (?:the )?(?:account|bill|cloud))\b", phrase):
         return Plan("summarize_account", {}, "summary")
 
     owners = q.owners
     by_level = _by_level(phrase, q.level)
-    if len(owners) >= 2 and (_hits(w, "compare") or re.search(r"\b(and|or|vs\.?|versus)\b", phrase)) \
+    if len(owners) >= 2 and (_hits(w, "compare") or re.search(r"\b(and|or|vs\.?|versus|than|with)\b", phrase)) \
             and not by_level:
         return Plan("compare_teams", with_period({"teams": [o[1] for o in owners]}), "compare")
     if owners and not by_level:
@@ -416,7 +425,8 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
             args["level"] = level
         return Plan("team_spend", args, "an owner named")
     m = re.search(r"\bteam\s+[`\"']?([\w.-]+)", q.raw, re.I)
-    if m and m.group(1).lower() not in _STOP and not by_level and not re.search(r"\bteams\b", phrase):
+    if m and m.group(1).lower() not in _STOP and _correct(m.group(1).lower()) not in _VOCAB and not by_level \
+            and not re.search(r"\bteams\b", phrase):
         return Plan("team_spend", with_period({"team": m.group(1)}), "an unknown team")  # says which teams exist
     m = re.search(r"\bhow much (?:does|did|do|is|was|has)\s+(?:the\s+)?([a-z][\w.-]*)\s+(?:spend|spent|cost|costing)\b"
                   r"|\b(?:spend|spending|costs?)\s+(?:of|for)\s+(?:the\s+)?([a-z][\w.-]*)\b", phrase)
@@ -426,7 +436,7 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
             return Plan("team_spend", with_period({"team": name}), "an unknown owner")  # says which exist
     if by_level or _hits(w, "top") or _hits(w, "spend") or pd is not None:
         by = by_level or (q.level if q.level in ("unit", "group") else "team" if re.search(
-            r"\bteams\b|\bwhich team\b", phrase) else "resource")
+            r"\bteams?\b", phrase) else "resource")  # no team named by now: "team breakdown" is every team
         return with_n(Plan("top_spenders", with_period({"by": by}), "spend"))
     if own_words:
         return cant_tell("Whose? Name a resource (its id, name or ARN), e.g. _who owns i-0abc123?_")
@@ -441,6 +451,28 @@ _COUNTED = {"top_spenders", "untagged_spend", "find_anomalies", "find_idle", "fi
             "find_cost_spikes", "signal_history", "what_changed"}
 
 
+_NOT_TERMS = _STOP | {"resources", "resource", "all", "everything", "anything", "stuff", "things",
+                      "something", "any", "every", "me", "them", "with", "named", "called", "tagged", "in"}
+
+
+def _search_term(raw: str, words: set[str]) -> str | None:
+    """The text a search asks for: "find payments-db", "resources named depot", "anything with relevance in
+    the name", "with autocomplete in the id", "tagged env=prod"."""
+    m = re.search(r"\b(?:with|having|containing|has)\s+[`'\"]?([\w.:/=@+-]{2,})[`'\"]?\s+in\s+(?:the|its|their)\s+"
+                  r"(?:name|names|id|ids|arn|arns|tags?)\b", raw, re.I) or re.search(
+        r"\b(?:named|called|matching|containing|tagged|labell?ed)\s+[`'\"]?([\w.:/=@+-]{2,})", raw, re.I) or re.search(
+        r"\b(?:name|id|arn)s?\s+(?:contains?|containing|includes?|like|with)\s+[`'\"]?([\w.:/=@+-]{2,})", raw, re.I)
+    if m and m.group(1).lower() not in _NOT_TERMS:
+        return m.group(1)
+    if not _hits(words, "search"):
+        return None
+    for m in re.finditer(r"\b(?:find|search(?: for)?|look ?up|look for|locate|list|show)\s+(?:me\s+)?(?:all\s+)?"
+                         r"(?:the\s+)?(?:resources?\s+)?(?:for\s+)?[`'\"]?([\w.:/=@+-]{2,})", raw, re.I):
+        if m.group(1).lower() not in _NOT_TERMS:
+            return m.group(1)
+    return None
+
+
 def _has_intent(q: _Q) -> bool:
     w = q.words
     return any(_hits(w, k) for k in ("idle", "abandoned", "anomalies", "compliance", "untagged", "spike", "history",
@@ -452,8 +484,8 @@ def _by_level(phrase: str, level: str | None) -> str | None:
     m = re.search(r"\b(?:by|per|each|every|across|for each|for every|break(?:ing)? ?down by|split by|grouped by)\s+"
                   r"(team|teams|business units?|bus?|units?|business groups?|bgs?|groups?|divisions?)\b", phrase)
     if m is None:
-        if re.search(r"\b(?:which|what) teams?\b.*\b(most|biggest|top|highest)\b|\bteams? (?:spend|spending|cost)",
-                     phrase):
+        if re.search(r"\b(?:which|what) teams?\b.*\b(most|biggest|top|highest)\b|\bteams (?:spend|spending|cost)|"
+                     r"\b(?:each|every|all|per) team'?s? (?:spend|spending|costs?)\b", phrase):
             return "team"
         return None
     word = m.group(1)
