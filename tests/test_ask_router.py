@@ -448,7 +448,15 @@ async def test_plans_run_to_known_figures(question: str, context: dict | None, f
     # idle / abandoned with a number of days
     ("resources nobody used in 14 days", "find_idle", {"days": 14}),
     ("what did people stop using 3 days ago but still costs money", "find_abandoned", {"days": 3}),
-    ("stuff that hasn't been touched for two weeks", "find_abandoned", {"days": 14}),
+    ("stuff that hasn't been touched for two weeks", "find_idle", {"days": 14}),
+    ("things people used to use but nobody's touched for 10 days", "find_abandoned", {"days": 10}),
+    # a second held-out set (benchmarks/ask_heldout2.py)
+    ("most expensive resources over the last fortnight", "top_spenders", {"by": "resource"}),
+    ("search cost-center=cc-1", "search_resources", {"query": "cost-center=cc-1"}),
+    ("find everything tagged env=staging", "search_resources", {"query": "env=staging"}),
+    ("which resources don't look like they belong to any team?", "find_anomalies", {}),
+    ("what's been going on with web-1 lately?", "signal_history", {"resource": "i-0aaa1111"}),
+    ("Could you summarise the account for me — total bill, tagged versus untagged, teams?", "summarize_account", {}),
     # "team" with a spend word is every team, not a team called "spend"
     ("leaderboard of team spend", "top_spenders", {"by": "team"}),
     ("team breakdown", "top_spenders", {"by": "team"}),
@@ -467,3 +475,10 @@ def test_more_writes_are_refused(question: str) -> None:
 
 def test_a_team_named_in_a_search_phrase_is_the_team() -> None:
     expect("how much does the team named payments spend", "team_spend", team="payments")
+
+
+def test_fortnight_and_since_the_nth() -> None:
+    got = expect("most expensive resources over the last fortnight", "top_spenders")
+    assert (got.args["period"]["end"] and day(got.args["period"]) == "2026-11-17")  # 14 days back from now
+    got = expect("untagged spend since the 18th", "untagged_spend")
+    assert day(got.args["period"]) == "2026-11-18"  # asked on 1 December: the latest 18th

@@ -148,7 +148,7 @@ def _words(q: str) -> list[str]:
 
 
 _SHORT = sorted(w for ws in _KEYWORDS.values() for w in ws if len(w) == 4)
-_REAL = {"idea", "ideal", "side", "time", "item", "spent", "send", "life", "like", "line", "list", "lost", "most",
+_REAL = {"tagged", "tags", "tagging", "idea", "ideal", "side", "time", "item", "spent", "send", "life", "like", "line", "list", "lost", "most",
          "host", "cast", "case", "code", "coat", "meet", "mean", "meaning", "best", "test", "text", "next", "rest"}
 
 
@@ -233,8 +233,28 @@ def _owners_in(text: str, facts: Facts) -> list[tuple[str, str]]:
     return list(dict.fromkeys(v for _, v in found))
 
 
+def _period_words(raw: str, now: datetime) -> str:
+    """Phrasings engine.periods does not know, in words it does: "fortnight" (two weeks), "since the
+    18th" (the latest 18th not after today)."""
+    raw = re.sub(r"\b(?:a|one)\s+fortnight\b|\bfortnight\b", "2 weeks", raw, flags=re.I)
+
+    def since(m: re.Match[str]) -> str:
+        day, y, mo = int(m.group(1)), now.year, now.month
+        for _ in range(3):
+            try:
+                d = datetime(y, mo, day, tzinfo=UTC)
+            except ValueError:
+                d = None
+            if d is not None and d.date() <= now.date():
+                return f"since {d:%Y-%m-%d}"
+            y, mo = (y - 1, 12) if mo == 1 else (y, mo - 1)
+        return m.group(0)
+
+    return re.sub(r"\bsince the (\d{1,2})(?:st|nd|rd|th)?\b(?!\s+(?:of\s+)?[a-z]{3,})", since, raw, flags=re.I)
+
+
 def _read(question: str, facts: Facts) -> _Q:
-    raw = re.sub(r"<@[A-Z0-9]+>", " ", question).strip()
+    raw = _period_words(re.sub(r"<@[A-Z0-9]+>", " ", question).strip(), facts.now)
     end = datetime.combine(facts.data_end + timedelta(days=1), time(), UTC) if facts.data_end else None
     period, rest = parse_period(raw, facts.now, data_end=end)
     note = ""
@@ -257,7 +277,7 @@ def _read(question: str, facts: Facts) -> _Q:
         scrub = scrub.replace(rid.lower(), " ")
     owners = _owners_in(scrub, facts)
     verb = re.match(r"\s*(find|search|look ?up|locate|list)\b(?!\s+(?:vs|versus|or|and|team|spend|spending|"
-                    r"costs?)\b)|.*\b(search|find|look) for\b", scrub)
+                    r"costs?)(?![\w=-]))|.*\b(search|find|look) for\b", scrub)
     if verb:  # "search for env=prod": the verb, even where a team is called "search"
         v = (verb.group(1) or verb.group(2) or "").replace(" ", "")
         owners = [o for o in owners if o[1].lower() != v]
@@ -334,7 +354,9 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
     target = q.resources[0] if q.resources else ref
     phrase = q.text
     own_words = _hits(w, "owner") or re.search(r"\bwho (?:runs|uses|made|created|is behind)\b|\bwhich team\b", phrase)
-    hist_words = _hits(w, "history") or re.search(r"\bwhat happened\b|\bwho (?:changed|touched|modified)\b", phrase)
+    hist_words = _hits(w, "history") or re.search(r"\bwhat happened\b|\bwho (?:changed|touched|modified)\b|"
+                                                  r"\bgoing on (?:with|to)\b|\blately\b|\brecently\b|\bstory of\b",
+                                                  phrase)
 
     # -- about one resource (an id-like text that names none, in a search phrase, is a search)
     if target is not None and facts.resource(target) is None and (term := _search_term(q.raw, w)):
@@ -364,6 +386,9 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
         if changed:
             return Plan(tool, prev, "a follow-up")
 
+    if re.search(r"\b(summar(?:y|ise|ize)|overview|recap|tl;? ?dr)\b", phrase) and (
+            re.search(r"\b(account|bill|everything|overall|whole|cloud|estate)\b", phrase) or len(w - _STOP) <= 3):
+        return Plan("summarize_account", {}, "summary")
     if re.search(r"\b(what(?:'s| has| have)? changed|since (?:the )?(?:last|previous|prior) scan|drift|between scans|"
                  r"new resources|what'?s new|diff|previous scan|last scan|prior scan|since last time|new or (?:deleted|"
                  r"removed|gone)|(?:deleted|removed|disappeared|gone) resources|owners? (?:change|changed|moved)|"
@@ -374,25 +399,27 @@ def _plan(q: _Q, facts: Facts, context: dict | None) -> Plan | CantTell | Refusa
         keys = re.findall(r"`([\w:.-]+)`", q.raw)
         return Plan("tag_compliance", {"keys": keys} if keys else {}, "tag compliance")
     if _hits(w, "abandoned") or re.search(r"\b(no longer (?:used|using|in use)|nobody (?:has )?touched|went (?:silent|"
-                                          r"quiet)|stopped (?:being used|using)|stop(?:ped)? using|not touched|used to "
-                                          r"be used|(?:haven't|have not|hasn't|has not) been (?:used|touched))\b", phrase):
+                                          r"quiet)|stopped (?:being used|using)|stop(?:ped)? using|used to (?:be used|use|"
+                                          r"touch)|(?:was|were) (?:used|active) (?:before|once|earlier))\b", phrase):
         args = with_n({})
         if q.days:
             args["days"] = q.days
         return Plan("find_abandoned", args, "abandoned")
     if _hits(w, "idle") or re.search(r"\b(not (?:being )?used|(?:nobody|no ?one|no body) (?:is |are |has )?(?:uses|using|"
-                                     r"used|touches|touching|touched)|no activity|without activity|not in use|never used|sitting "
+                                     r"used|touches|touching|touched)|(?:haven'?t|have not|hasn'?t|has not) been (?:used|touched)|no activity|without activity|not in use|never used|sitting "
                                      r"(?:idle|unused|around))\b", phrase):
         args = with_n({})
         if q.days:
             args["days"] = q.days
         return Plan("find_idle", args, "idle")
     if _hits(w, "untagged") or re.search(r"\b(no (?:owner |team )?tags?|without (?:an? )?(?:owner |team )?tags?|"
-                                         r"missing (?:owner |team )?tags?|not tagged|un-tagged|no owner tag)\b",
+                                         r"missing (?:owner |team )?tags?|not tagged|un-tagged|no owner tag|(?:nobody|no ?one|no-one) "
+                                         r"(?:has )?tagged)\b",
                                          phrase):
         return with_n(Plan("untagged_spend", with_period({}), "untagged"))
     if _hits(w, "anomalies") or re.search(r"\b(fits? no team|no team|belongs? to no(?: team|body)|stale tags?|wrong "
-                                          r"tags?|tags? (?:that )?contradict|tags? (?:that )?(?:look|looks|are|is|"
+                                          r"tags?|tags? (?:that )?contradict|(?:don'?t|do not|doesn'?t|does not|not) (?:look like (?:they|it) |"
+                                          r"seem to |appear to )?belong to (?:any|a|one) team|tags? (?:that )?(?:look|looks|are|is|"
                                           r"seem|seems) (?:wrong|off|stale|incorrect|suspicious|weird)|mis-?tagged)\b",
                                           phrase):
         return with_n(Plan("find_anomalies", {}, "anomalies"))
@@ -464,6 +491,8 @@ def _search_term(raw: str, words: set[str]) -> str | None:
         r"\b(?:name|id|arn)s?\s+(?:contains?|containing|includes?|like|with)\s+[`'\"]?([\w.:/=@+-]{2,})", raw, re.I)
     if m and m.group(1).lower() not in _NOT_TERMS:
         return m.group(1)
+    if kv := re.search(r"(?<![\w=])([\w.:-]+=[\w.:/@+-]+)", raw):  # a tag key=value: a search whatever the verb
+        return kv.group(1)
     if not _hits(words, "search"):
         return None
     for m in re.finditer(r"\b(?:find|search(?: for)?|look ?up|look for|locate|list|show)\s+(?:me\s+)?(?:all\s+)?"
