@@ -471,11 +471,19 @@ async def _owner_spend(facts: Facts, name: str, p: Period | None, *, level: str 
                    citations=cited, figures=figures, title=f"Spend of {canon} in {facts.account}")
     if not facts.has_days(p.start, p.end):
         return _no_days(facts, p, f"{canon}'s spend")
+    res = _period_spend(facts, arns, p, f"*{canon}* ({label}) cost", 5)
+    res.data.update(level=level, name=canon)
+    res.title = _title(f"Spend of {canon}", facts, p)
+    return res
+
+
+def _period_spend(facts: Facts, arns: set[str], p: Period, head: str, n: int) -> ToolResult:
+    """What a set of resources cost over a period (against its comparison), with the largest of them."""
     total, ptotal, cmp_ok = _spend_text(facts, arns, p)
     cur = {a: v for a, v in facts.spend(p.start, p.end).items() if a in arns}
-    top = sorted(cur, key=lambda a: (-cur[a], a))[:5]
-    figures["total_usd"] = cents(total)
-    text = f"*{canon}* ({label}) cost *{money(total)}* (amortized) in {p.label}"
+    top = sorted(cur, key=lambda a: (-cur[a], a))[:n]
+    figures = {"total_usd": cents(total)}
+    text = f"{head} *{money(total)}* (amortized) in {p.label}"
     if p.compare is not None:
         if cmp_ok and ptotal is not None:
             text += f", against {money(ptotal)} in {p.compare.label}: {change(total, ptotal)}{coverage(facts, p)}"
@@ -486,10 +494,10 @@ async def _owner_spend(facts: Facts, name: str, p: Period | None, *, level: str 
     if top:
         text += "\nLargest: " + ", ".join(f"`{facts.rid(a)}` {money(cur[a])}" for a in top)
         figures.update({facts.rid(a): cents(cur[a]) for a in top})
-    return _ok(text, data={"level": level, "name": canon, "period": period_dict(p), "total_usd": cents(total),
+    return _ok(text, data={"period": period_dict(p), "total_usd": cents(total),
                            "previous_total_usd": cents(ptotal) if ptotal is not None and cmp_ok else None,
                            "largest": [facts.rid(a) for a in top]},
-               citations=[facts.rid(a) for a in top], figures=figures, title=_title(f"Spend of {canon}", facts, p))
+               citations=[facts.rid(a) for a in top], figures=figures)
 
 
 @tool("team_spend", "A team's (or business unit's or group's) spend: the monthly run rate with its week-over-week "
@@ -578,23 +586,9 @@ async def untagged_spend(facts: Facts, period: Any = None, n: int = 5) -> ToolRe
                    citations=[r.resource_id for r in top], figures=figures, title=f"Untagged spend in {facts.account}")
     if not facts.has_days(p.start, p.end):
         return _no_days(facts, p, "the untagged spend")
-    total, ptotal, cmp_ok = _spend_text(facts, arns, p)
-    cur = {a: v for a, v in facts.spend(p.start, p.end).items() if a in arns}
-    top = sorted(cur, key=lambda a: (-cur[a], a))[:n]
-    figures["total_usd"] = cents(total)
-    text = f"Resources without an owner tag cost *{money(total)}* (amortized) in {p.label}"
-    if p.compare is not None:
-        if cmp_ok and ptotal is not None:
-            text += f", against {money(ptotal)} in {p.compare.label}: {change(total, ptotal)}{coverage(facts, p)}"
-            figures["previous_total_usd"] = cents(ptotal)
-        else:
-            text += f" (no daily costs are stored for {p.compare.label}; stored: {_range(facts)})"
-    text += f", on {len(cur)} resources."
-    if top:
-        text += "\nLargest: " + ", ".join(f"`{facts.rid(a)}` {money(cur[a])}" for a in top)
-        figures.update({facts.rid(a): cents(cur[a]) for a in top})
-    return _ok(text, data={"period": period_dict(p), "total_usd": cents(total), "largest": [facts.rid(a) for a in top]},
-               citations=[facts.rid(a) for a in top], figures=figures, title=_title("Untagged spend", facts, p))
+    res = _period_spend(facts, arns, p, "Resources without an owner tag cost", n)
+    res.title = _title("Untagged spend", facts, p)
+    return res
 
 
 # -- one resource ------------------------------------------------------------------------------------------
