@@ -383,14 +383,34 @@ def accounts_add(
     synthetic: Annotated[bool, typer.Option("--synthetic", help="a generated organisation")] = False,
     bundle: Annotated[Path | None, typer.Option(help="a directory of export files")] = None,
     aws: Annotated[bool, typer.Option("--aws", help="a live AWS account, read through a role")] = False,
-    role_arn: Annotated[str | None, typer.Option(help="with --aws: the read-only role to assume")] = None,
+    role_arn: Annotated[str | None, typer.Option(help="with --aws: the read-only role to assume (without it: "
+                                                      "how to create one, with a new ExternalId)")] = None,
     external_id: Annotated[str | None, typer.Option(help="with --aws: the role's ExternalId")] = None,
-    regions: Annotated[list[str] | None, typer.Option(help="with --aws: regions to read (repeatable)")] = None,
+    regions: Annotated[list[str] | None, typer.Option(help="with --aws: regions to read, r1,r2 (repeatable; "
+                                                           "default: every enabled region)")] = None,
+    cloudtrail: Annotated[str | None, typer.Option(help="with --aws: the trail's bucket, s3://bucket/prefix")] = None,
+    cur: Annotated[str | None, typer.Option(help="with --aws: the CUR 2.0 / FOCUS data export, "
+                                                 "s3://bucket/prefix")] = None,
+    flowlogs: Annotated[str | None, typer.Option(help="with --aws: VPC flow logs, s3://bucket/prefix")] = None,
+    lookup_events: Annotated[bool | None, typer.Option(
+        "--lookup-events/--no-lookup-events",
+        help="with --aws: read CloudTrail LookupEvents (default: only when no --cloudtrail is given)")] = None,
+    direct: Annotated[bool, typer.Option("--direct", help="with --aws: read with your own credentials (boto's "
+                                                          "chain: AWS_PROFILE, SSO, instance role), no role to "
+                                                          "assume")] = False,
+    template_url: Annotated[str | None, typer.Option(help="with --aws and no --role-arn: the S3 URL of "
+                                                          "manifests/aws/costdna-role.yaml, for the console "
+                                                          "link (default: $COSTDNA_ROLE_TEMPLATE_URL)")] = None,
     seed: Annotated[int, typer.Option(help="with --synthetic: seed")] = 0,
     teams: Annotated[int, typer.Option(help="with --synthetic: teams")] = 6,
     resources_per_team: Annotated[int, typer.Option(help="with --synthetic: resources per team")] = 40,
 ) -> None:
-    """Add an account: --synthetic | --bundle DIR | --aws --role-arn ARN."""
+    """Add an account: --synthetic | --bundle DIR | --aws --role-arn ARN [--cloudtrail/--cur/--flowlogs s3://...].
+
+    --aws without --role-arn prints how to create the read-only role (the CloudFormation quick-create
+    link) with a new ExternalId, kept for this name until the account is added with --role-arn."""
+    import re
+
     from jobs.accounts import ScanInputError, check_bundle_dir
     from storage import repo
 
@@ -403,6 +423,39 @@ def accounts_add(
         except ScanInputError as e:
             fail(str(e))
     kind = "synthetic" if synthetic else "bundle" if bundle else "aws"
+    region_list = [r.strip() for item in regions or [] for r in item.split(",") if r.strip()]
+    options: dict = {"seed": seed, "teams": teams, "resources_per_team": resources_per_team} if synthetic else {}
+    if aws:
+        from engine.collectors.s3mirror import parse_s3_uri
+
+        for r in region_list:
+            if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", r):
+                fail(f"--regions: {r!r} is not an AWS region name (such as us-east-1)")
+        for option, value in (("cloudtrail", cloudtrail), ("cur", cur), ("flowlogs", flowlogs)):
+            if value:
+                try:
+                    options[option] = str(parse_s3_uri(value))
+                except ValueError as e:
+                    fail(f"--{option}: {e}")
+        if lookup_events is not None:
+            options["lookup_events"] = lookup_events
+        pending = get_settings().data_dir / "accounts" / f"pending-aws-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.json"
+        if direct:
+            if role_arn or external_id:
+                fail("--direct reads with your own credentials: leave out --role-arn and --external-id")
+            options["direct"] = True
+        elif not role_arn:
+            _aws_onboarding(name, pending, external_id, template_url, region_list, options)
+            return
+        if not external_id and pending.is_file():  # the ExternalId handed out with the quick-create link
+            try:
+                external_id = json.loads(pending.read_text()).get("external_id") or None
+            except (OSError, ValueError):
+                external_id = None
+    elif any((role_arn, external_id, regions, cloudtrail, cur, flowlogs, lookup_events is not None, template_url,
+              direct)):
+        fail("--role-arn, --external-id, --direct, --regions, --cloudtrail, --cur, --flowlogs, --lookup-events and "
+             "--template-url go with --aws")
 
     async def go():  # type: ignore[no-untyped-def]
         db = await _database()
@@ -410,14 +463,68 @@ def accounts_add(
             async with db.session() as s:
                 return await repo.add_account(
                     s, name, kind, bundle_path=str(bundle) if bundle else None, role_arn=role_arn,
-                    external_id=external_id, regions=regions or [], actor="cli",
-                    options={"seed": seed, "teams": teams, "resources_per_team": resources_per_team}
-                    if synthetic else {})
+                    external_id=external_id, regions=region_list, actor="cli", options=options)
         finally:
             await db.close()
 
     acct = _run(go())
+    if aws:
+        pending.unlink(missing_ok=True)
+        reads = ", ".join(f"{k} {v}" for k, v in options.items() if k in ("cloudtrail", "cur", "flowlogs"))
+        out.print(f"added aws account [bold]{acct.name}[/] ({acct.role_arn}"
+                  f"{', ExternalId set' if acct.external_id else ', no ExternalId'}; reads "
+                  f"{reads or 'the APIs and CloudTrail LookupEvents'}); check it with `costdna doctor --account "
+                  f"{acct.name}`, then scan it with `costdna scan --account {acct.name}`")
+        return
     out.print(f"added {acct.kind} account [bold]{acct.name}[/]; scan it with `costdna scan --account {acct.name}`")
+
+
+def _aws_onboarding(name: str, pending: Path, external_id: str | None, template_url: str | None,
+                    regions: list[str], options: dict) -> None:
+    """`accounts add NAME --aws` with no role yet: a new ExternalId (kept in ``pending`` for this name), the
+    console quick-create link for the role template, and the command that finishes the job."""
+    import os
+    import shlex
+
+    from engine.collectors.doctor import (
+        ROLE_TEMPLATE,
+        ROLE_TEMPLATE_URL_ENV,
+        new_external_id,
+        quick_create_url,
+    )
+
+    if not external_id and pending.is_file():  # asked twice: the same ExternalId, not a new one each time
+        try:
+            external_id = json.loads(pending.read_text()).get("external_id") or None
+        except (OSError, ValueError):
+            external_id = None
+    external_id = external_id or new_external_id()
+    pending.parent.mkdir(parents=True, exist_ok=True)
+    pending.write_text(json.dumps({"name": name, "external_id": external_id}))
+    url = template_url or os.environ.get(ROLE_TEMPLATE_URL_ENV)
+    out.print(f"To connect AWS account [bold]{name}[/], create the read-only role in it with ExternalId "
+              f"[bold]{external_id}[/] (kept for `{name}`; keep it private):")
+    if url:
+        out.print(f"  1. open {quick_create_url(external_id, url)}")
+        out.print("     set TrustedPrincipal to what `aws sts get-caller-identity` prints where costdna runs, "
+                  "and create the stack")
+    else:
+        out.print(f"  1. aws cloudformation deploy --template-file {ROLE_TEMPLATE} --stack-name costdna "
+                  f"--capabilities CAPABILITY_NAMED_IAM --parameter-overrides "
+                  f"TrustedPrincipal=<ARN costdna runs as> ExternalId={external_id}")
+        out.print(f"     (for a console quick-create link, host the template in S3 and set {ROLE_TEMPLATE_URL_ENV} "
+                  "or pass --template-url)")
+    finish = ["costdna", "accounts", "add", name, "--aws", "--role-arn", "<RoleArn output>",
+              "--external-id", external_id]
+    if regions:
+        finish += ["--regions", ",".join(regions)]
+    for option in ("cloudtrail", "cur", "flowlogs"):
+        if option in options:
+            finish += [f"--{option}", options[option]]
+    if "lookup_events" in options:
+        finish.append("--lookup-events" if options["lookup_events"] else "--no-lookup-events")
+    out.print("  2. then add it with the stack's RoleArn output:")
+    out.print("     " + " ".join(a if a == "<RoleArn output>" else shlex.quote(a) for a in finish))
 
 
 @accounts_app.command("list")
@@ -440,6 +547,53 @@ def accounts_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
         out.print_json(json.dumps(rows))
     else:
         terminal.print_accounts(out, rows)
+
+
+@app.command()
+def doctor(
+    account: Annotated[str | None, typer.Option(help="the AWS account to check (default: the only account)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Try every AWS call the collectors and the tag writer make: what works, what is denied (the IAM
+    action to add), how fresh the exports are. Exit code 0 when everything a scan needs works, else 1."""
+    from rich.table import Table
+
+    from engine.collectors.doctor import doctor as run_doctor
+
+    async def go():  # type: ignore[no-untyped-def]
+        db = await _database()
+        try:
+            acct = await _stored_account(db, account)
+        finally:
+            await db.close()
+        if acct.kind != "aws":
+            fail(f"{acct.name} is a {acct.kind} account: doctor checks live AWS accounts "
+                 "(`costdna accounts add NAME --aws --role-arn ARN --external-id ID`)")
+        return await run_doctor(acct, get_settings())
+
+    report = _run(go())
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        style = {"ok": "green", "denied": "bold red", "error": "red", "warn": "yellow", "skipped": "dim"}
+        t = Table(title=f"costdna doctor: {report.account}"
+                        + (f" (account {report.account_id} as {report.identity})" if report.identity else ""))
+        for col in ("check", "region", "status", "what to do"):
+            t.add_column(col, overflow="fold")
+        for c in report.checks:
+            status = f"[{style.get(c.status, '')}]{c.status}[/]" + ("" if c.needed or c.status == "ok" else " (optional)")
+            todo = c.fix or c.detail
+            t.add_row(f"{c.check}\n[dim]{c.what}[/]", c.region, status,
+                      todo if not c.fix or not c.detail else f"{c.detail}\n→ {c.fix}")
+        out.print(t)
+        if report.missing_actions(True):
+            out.print("IAM actions a scan needs: " + ", ".join(report.missing_actions(True)))
+        if report.missing_actions(False):
+            out.print("[dim]optional IAM actions (tag writes, billing checks): "
+                      + ", ".join(report.missing_actions(False)) + "[/]")
+        out.print("[green]everything a scan needs works[/]" if report.ok else
+                  "[red]a scan of this account would fail: fix the denied/error rows above[/]")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 async def _scan_account(name: str | None, enqueue: bool, as_json: bool, out_csv: Path | None) -> None:
@@ -774,6 +928,56 @@ def digest(
         out.print_json(json.dumps({"account": name, **data}, default=str))
     else:
         terminal.print_digest(out, name, data)
+
+
+@app.command()
+def discover(
+    account: Annotated[str | None, typer.Option(help="the account to read (default: the only account)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object {\"teams\": [...], ...}")] = False,
+) -> None:
+    """Propose the account's teams, for a person to confirm: from owner tag values, IAM role names
+    (<team>-ci, <team>-api, svc-<team>-…) and IAM Identity Center permission sets, each with its evidence.
+    Reads the account's bundle (a live AWS account's collected mirror); writes nothing."""
+    from handlers.discover import bundle_dir_of, discover_account, ignored_lines
+    from jobs.accounts import ScanInputError
+
+    async def go():  # type: ignore[no-untyped-def]
+        db = await _database()
+        try:
+            return await _stored_account(db, account)
+        finally:
+            await db.close()
+
+    acct = _run(go())
+    settings = get_settings()
+    try:
+        root = bundle_dir_of(acct, settings)
+    except ScanInputError as e:
+        fail(str(e))
+    with _bundle_errors(root):
+        found = discover_account(acct, settings, _rules())
+    if as_json:
+        out.print_json(json.dumps({"account": acct.name, **found.as_dict()}))
+        return
+    if not found.teams:
+        out.print(f"no team proposed for {acct.name}: no owner tags among {found.resources} resources, no role "
+                  "named <team>-ci / <team>-api / svc-<team>-…, no permission set named after a team")
+        return
+    out.print(f"[bold]{len(found.teams)} team(s) proposed for {acct.name}[/] "
+              f"({found.tagged_resources} of {found.resources} resources carry an owner tag):")
+    for t in found.teams:
+        out.print(f"• [bold]{t.team}[/] [dim]{t.confidence}[/]")
+        tags = [e for e in t.evidence if e.kind == "tag"]
+        if tags:
+            more = f", +{len(tags) - 6} more" if len(tags) > 6 else ""
+            out.print(f"    tags: {t.tagged_resources} resource(s): "
+                      + ", ".join(f"{e.value} ×{e.count}" for e in tags[:6]) + more)
+        for e in [e for e in t.evidence if e.kind != "tag"]:
+            out.print(f"    {e.kind}: {e.detail}")
+    if found.ignored:
+        out.print("[dim]not teams: " + "; ".join(ignored_lines(found.ignored)) + "[/]")
+    out.print("[dim]confirm a team by tagging its resources (`/costdna label`, `/costdna apply`); merge or rename "
+              "proposals with `rewrites:` in the tag rules file (COSTDNA_TAG_RULES)[/]")
 
 
 # -- ask: a question about an account's stored results ---------------------------------------------

@@ -320,7 +320,9 @@ class Activity:
         """``changes`` as record batches, without building the whole table."""
         return self.change_log.batches()
 
-    def add(self, ev: Event) -> None:
+    def add(self, ev: Event, rel: str | None = None) -> None:
+        """Fold one event. ``rel`` is its relation when its source knows better than its name does
+        (Azure and GCP records: engine.sources.azure / .gcp); by default ``relation_of(ev.event_name)``."""
         self.records += 1
         if not ev.resources:
             self.records_without_resource += 1
@@ -331,7 +333,8 @@ class Activity:
                 self.first_time = t
             if t > self.last_time:
                 self.last_time = t
-        rel = relation_of(ev.event_name)
+        if rel is None:
+            rel = relation_of(ev.event_name)
         err = ev.error_code is not None
         if rel != USE and ev.event_id:
             self.change_log.add(ev.event_id, t, (ev.event_name, ev.event_source, ev.principal, ev.person,

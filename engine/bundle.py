@@ -57,13 +57,46 @@ def _resolve_flows(flows_raw: dict[tuple[str, str], float], interfaces: list[Int
 def _ensure(resources: dict[str, Resource], arn: str, source: str, region: str = "", account: str = "") -> Resource:
     r = resources.get(arn)
     if r is None:
-        a = parse_arn(arn)
-        r = Resource(arn=arn, id=short_id(arn), kind=resource_kind(arn),
-                     region=(a.region if a else "") or region, account=(a.account if a else "") or account)
+        from engine.sources import azure, gcp
+
+        if azure.is_azure_id(arn):
+            r = Resource(arn=arn, id=azure.resource_name(arn), kind=azure.resource_kind(arn), region=region,
+                         account=azure.subscription_of(arn) or account)
+        elif gcp.is_gcp_name(arn):
+            r = Resource(arn=arn, id=gcp.resource_name(arn), kind=gcp.resource_kind(arn),
+                         region=region or gcp.region_of_name(arn), account=gcp.project_of(arn) or account)
+        else:
+            a = parse_arn(arn)
+            r = Resource(arn=arn, id=short_id(arn), kind=resource_kind(arn),
+                         region=(a.region if a else "") or region, account=(a.account if a else "") or account)
         r.name = r.id
         resources[arn] = r
     r.sources.add(source)
     return r
+
+
+def _event_source(key: str) -> str:
+    """Where a resource's events came from, as ``Resource.sources`` names it."""
+    from engine.sources import azure, gcp
+
+    if azure.is_azure_id(key):
+        return "azure-activity"
+    if gcp.is_gcp_name(key):
+        return "gcp-audit"
+    return "cloudtrail"
+
+
+def _is_plumbing(key: str) -> bool:
+    """Scopes and network plumbing (VPCs, subnets, security groups, ENIs; resource groups, virtual
+    networks, NSGs; GCP projects, operations, networks, firewalls...): resources when billed, but not
+    inventory when only events name them."""
+    from engine.sources import azure, gcp
+
+    if azure.is_azure_id(key):
+        return azure.resource_type(key) in azure.PLUMBING_TYPES or not azure.resource_type(key)
+    if gcp.is_gcp_name(key):
+        return gcp.collection_of(key) in gcp.PLUMBING_COLLECTIONS
+    return resource_kind(key) in _PLUMBING_KINDS
 
 
 # Kinds that are infrastructure plumbing, not billable owned resources; CloudTrail mentions them a lot.
@@ -73,9 +106,11 @@ _PLUMBING_KINDS = frozenset({"ec2:vpc", "ec2:subnet", "ec2:security-group", "ec2
 def load_bundle(root: Path | str, *, strict: bool = False, workers: int | None = None,
                 progress: Progress | None = None) -> Bundle:
     """Read every source in a bundle directory; see DESIGN.md for the layout."""
+    from engine.sources.azure import azure_activity_files, read_azure_activity
     from engine.sources.cloudtrail import cloudtrail_files
     from engine.sources.deploys import read_deploys
     from engine.sources.flowlogs import flowlog_files, read_flow_file
+    from engine.sources.gcp import gcp_audit_files, read_gcp_audit
     from engine.sources.inventory import read_iam_json, read_network_json, read_resources_json
 
     root = Path(root)
@@ -107,6 +142,15 @@ def load_bundle(root: Path | str, *, strict: bool = False, workers: int | None =
     activity = fold_cloudtrail(ct_files, issues, workers=workers, progress=lambda f: say("cloudtrail", f))
     seconds["cloudtrail"] = time.perf_counter() - t0
 
+    # Azure Activity Log and GCP Cloud Audit Log exports: the same events, into the same Activity
+    # (each with the relation its reader decided: see engine.sources.azure / .gcp).
+    t0 = time.perf_counter()
+    az_files, gcp_files = azure_activity_files(root), gcp_audit_files(root)
+    if az_files or gcp_files:
+        for ev, rel in (*read_azure_activity(az_files, issues), *read_gcp_audit(gcp_files, issues)):
+            activity.add(ev, rel)
+        seconds["azure_gcp"] = time.perf_counter() - t0
+
     t0 = time.perf_counter()
     say("cost", 0.0)
     costs = load_costs(root, issues, say)
@@ -123,8 +167,8 @@ def load_bundle(root: Path | str, *, strict: bool = False, workers: int | None =
 
     # The inventory: the union of every source.
     for arn in activity.resources:
-        if resource_kind(arn) not in _PLUMBING_KINDS:
-            _ensure(resources, arn, "cloudtrail", region=activity.regions.get(arn, ""))
+        if not _is_plumbing(arn):
+            _ensure(resources, arn, _event_source(arn), region=activity.regions.get(arn, ""))
     for arn in costs.by_resource:
         r = _ensure(resources, arn, "cost")
         for k, v in costs.tags.get(arn, {}).items():

@@ -18,6 +18,8 @@ import re
 from typing import Any
 
 from handlers import ask as ask_mod
+from handlers import discover as discover_mod
+from handlers import doctor as doctor_mod
 from handlers import spikes as spikes_mod
 from handlers import views
 from handlers.cards import Card, Section, error_card
@@ -42,6 +44,9 @@ HELP = [
     ("`apply`", "propose owner tags for confident predictions; an approver approves the write"),
     ("`spikes`", "open cost spikes with their buttons (expected, snooze, explain, not ours)"),
     ("`digest`", "post the daily digest now: spend, movers, untagged burn-down, open spikes, drift, queues"),
+    ("`discover [account]`", "propose the teams from owner tags, IAM role names and SSO permission sets, to confirm"),
+    ("`doctor [account]`", "check a live AWS account's access: each call costdna makes, the IAM action to add"),
+    ("`accounts [add [name]]`", "list accounts; `accounts add` walks through connecting an AWS account"),
     ("`settings`", "show settings; `settings approvers add|remove @user`, `settings digest #channel HH`, "
                    "`settings team <team> @user… #channel` (who gets a team's spike alerts), "
                    "`settings alerts strict|audit|auto|panic|resume` or `settings alerts #channel`, "
@@ -460,4 +465,7 @@ COMMANDS = {
     "settings": cmd_settings,
     "spikes": spikes_mod.cmd_spikes,
     "digest": spikes_mod.cmd_digest,
+    "discover": discover_mod.cmd_discover,
+    "doctor": doctor_mod.cmd_doctor,
+    "accounts": doctor_mod.cmd_accounts,
 }

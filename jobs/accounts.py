@@ -1,5 +1,8 @@
 """Where an account's data comes from: a generated synthetic org, a bundle directory, or live AWS.
 
+A live AWS account is collected into its own mirror (``<data_dir>/accounts/<id>-<name>/bundle``,
+``engine.collectors.aws``) every time its bundle is asked for, so scans and the watch read new files.
+
 ``account_bundle`` turns an account row into a bundle directory the engine can scan, or raises
 ``ScanInputError`` with a message a person can act on. Those errors are permanent: retrying a scan of
 a directory that does not exist would only fail again.
@@ -14,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 # What a bundle directory holds (see DESIGN.md); one of them is enough to scan.
-BUNDLE_ENTRIES = ("cloudtrail", "cost", "resources.json", "iam.json", "network.json", "flowlogs", "deploys.jsonl")
+BUNDLE_ENTRIES = ("cloudtrail", "cost", "resources.json", "iam.json", "network.json", "flowlogs", "deploys.jsonl",
+                  "azure-activity", "gcp-audit")
 SYNTHETIC_DEFAULTS = {"seed": 0, "teams": 6, "resources_per_team": 40, "days": 14, "events_per_resource_day": 20.0}
 
 
@@ -54,8 +58,60 @@ def aws_credentials_problem() -> str | None:
     return None
 
 
-def account_bundle(account: Any, data_dir: Path, progress: Any = None) -> Path:
-    """The bundle directory to scan for ``account`` (generating a synthetic one on first use)."""
+class CollectUnavailable(ConnectionError):
+    """A live collection failed for a reason worth another try (throttled past the retries, a 5xx, the
+    network): a ``ConnectionError``, so the scan task retries it with backoff."""
+
+
+def aws_bundle_dir(account: Any, data_dir: Path) -> Path:
+    """A live AWS account's local mirror: the bundle its collections write and its scans read."""
+    return synthetic_dir(account, data_dir) / "bundle"
+
+
+async def collect_aws(account: Any, data_dir: Path, settings: Any = None, progress: Any = None) -> Path:
+    """Collect a live AWS account into its mirror (only what changed since the last collection) and
+    return the mirror. A denied call or a bad option raises ``ScanInputError`` naming the call and the
+    IAM action; a transient failure raises ``CollectUnavailable``. On failure nothing is scanned: the
+    inventory files are only replaced by a complete collection."""
+    from engine.collectors.aws import collect
+    from engine.collectors.aws_session import CollectError
+
+    problem = aws_credentials_problem()
+    if problem:
+        raise ScanInputError(problem)
+    if settings is None:
+        from bot.settings import get_settings
+
+        settings = get_settings()
+    bundle = aws_bundle_dir(account, data_dir)
+    say = progress or (lambda stage, frac: None)
+    try:
+        await collect(account, bundle, settings, progress=lambda stage, frac: say("collect", frac))
+    except CollectError as e:
+        message = f"collecting AWS account {account.name!r}: {e}"
+        if e.transient:
+            raise CollectUnavailable(message) from e
+        raise ScanInputError(message) from e
+    return bundle
+
+
+def _run_blocking(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code (the scan calls ``account_bundle`` in a thread)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called on a loop's thread: run beside it
+        return pool.submit(asyncio.run, coro).result()
+
+
+def account_bundle(account: Any, data_dir: Path, progress: Any = None, settings: Any = None) -> Path:
+    """The bundle directory to scan for ``account`` (generating a synthetic one on first use; collecting
+    a live AWS account into its mirror first, with ``settings``' endpoint, default the global settings)."""
     if account.kind == "synthetic":
         from engine.synth import generate
 
@@ -83,11 +139,5 @@ def account_bundle(account: Any, data_dir: Path, progress: Any = None) -> Path:
         check_bundle_dir(path)
         return path
     if account.kind == "aws":
-        problem = aws_credentials_problem()
-        if problem:
-            raise ScanInputError(problem)
-        raise ScanInputError(
-            "live AWS collection is not available in this version: export a bundle (CloudTrail from S3, "
-            "CUR 2.0, `aws resourcegroupstaggingapi get-resources`, ...) and add it with "
-            "`costdna accounts add NAME --bundle DIR`")
+        return _run_blocking(collect_aws(account, data_dir, settings, progress=progress))
     raise ScanInputError(f"account {account.name!r} has unknown kind {account.kind!r}")

@@ -125,7 +125,8 @@ async def scan_account(ctx: dict, scan_id: int) -> dict[str, Any]:
         from engine.scan import scan_bundle
 
         def work():  # type: ignore[no-untyped-def]
-            bundle_dir = account_bundle(account, settings.data_dir, progress=lambda st, f: reporter("prepare", f))
+            bundle_dir = account_bundle(account, settings.data_dir, progress=lambda st, f: reporter("prepare", f),
+                                        settings=settings)
             return scan_bundle(bundle_dir, extra_labels=labels, workers=settings.workers, progress=reporter,
                                threshold=settings.confidence_threshold)
 

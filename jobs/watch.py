@@ -41,7 +41,7 @@ from storage.models import Account, Spike
 
 log = logging.getLogger("costdna.jobs.watch")
 
-WATCHABLE = ("synthetic", "bundle")
+WATCHABLE = ("synthetic", "bundle", "aws")  # aws: collected into its local mirror first
 LOOKBACK_HOURS = 48  # re-score this many hours before the last scored one (late and daily data)
 WINDOW_HOURS = 28 * 24  # hours of cost kept in the combined series
 CHANGES_RETAIN_S = 28 * 24 * 3600  # change events and deploys kept for causes and creators
@@ -97,8 +97,8 @@ async def watch(ctx: dict, account_id: int | None = None, now: float | None = No
     results: dict[str, Any] = {}
     for account in accounts:
         if account.kind not in WATCHABLE:
-            log.info("watch: account %s (%s) skipped: only synthetic and bundle accounts are watched in this "
-                     "version", account.name, account.kind)
+            log.info("watch: account %s (%s) skipped: only synthetic, bundle and aws accounts are watched",
+                     account.name, account.kind)
             results[account.name] = {"skipped": f"{account.kind} accounts are not watched yet"}
             continue
         try:
@@ -121,7 +121,7 @@ async def watch_account(ctx: dict, account: Account, now: float) -> dict[str, An
 
     db, settings = ctx["db"], ctx["settings"]
     t0 = time.monotonic()
-    root = await asyncio.to_thread(account_bundle, account, settings.data_dir)
+    root = await asyncio.to_thread(account_bundle, account, settings.data_dir, None, settings)
     async with db.session() as s:
         seen_rows = await watch_repo.seen_files(s, account.id)
         window = await watch_repo.load_changes(s, account.id)

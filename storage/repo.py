@@ -146,8 +146,9 @@ async def add_account(s: AsyncSession, name: str, kind: str, *, bundle_path: str
         raise ValueError(f"unknown account kind {kind!r}; use one of {', '.join(ACCOUNT_KINDS)}")
     if kind == "bundle" and not bundle_path:
         raise ValueError("a bundle account needs the bundle directory")
-    if kind == "aws" and not (role_arn or "").startswith("arn:aws"):
-        raise ValueError("an aws account needs --role-arn arn:aws:iam::<account>:role/<name>")
+    if kind == "aws" and not (role_arn or "").startswith("arn:aws") and not (options or {}).get("direct"):
+        raise ValueError("an aws account needs --role-arn arn:aws:iam::<account>:role/<name> (or --direct, to read "
+                         "with your own credentials)")
     if await s.scalar(select(Account.id).where(Account.name == name)) is not None:
         raise Conflict(f"an account named {name!r} already exists")
     acct = Account(name=name, kind=kind, bundle_path=bundle_path, role_arn=role_arn, external_id=external_id,

@@ -81,7 +81,12 @@ def test_accounts_add_errors(runner: CliRunner, tmp_path: Path, bundle_copy: Pat
     empty = tmp_path / "empty"
     empty.mkdir()
     fails(runner.invoke(app, ["accounts", "add", "x", "--bundle", str(empty)]), "no export files")
-    fails(runner.invoke(app, ["accounts", "add", "x", "--aws"]), "--role-arn")
+    onboarding = runner.invoke(app, ["accounts", "add", "x", "--aws"])  # no role yet: how to create one
+    ok(onboarding)
+    assert "--role-arn" in onboarding.output and "--external-id" in onboarding.output
+    fails(runner.invoke(app, ["accounts", "add", "x", "--aws", "--direct", "--role-arn", "arn:aws:iam::1:role/r"]),
+          "--direct")
+    fails(runner.invoke(app, ["accounts", "add", "x", "--synthetic", "--direct"]), "go with --aws")
     fails(runner.invoke(app, ["accounts", "add", "x", "--aws", "--role-arn", "not-an-arn"]), "--role-arn")
     fails(runner.invoke(app, ["accounts", "add", "x"]), "exactly one")
     fails(runner.invoke(app, ["accounts", "add", "x", "--synthetic", "--bundle", str(bundle_copy)]), "exactly one")
@@ -89,6 +94,8 @@ def test_accounts_add_errors(runner: CliRunner, tmp_path: Path, bundle_copy: Pat
     ok(runner.invoke(app, ["accounts", "add", "dup", "--synthetic"]))
     fails(runner.invoke(app, ["accounts", "add", "dup", "--bundle", str(bundle_copy)]), "'dup' already exists")
     assert [r["kind"] for r in accounts(runner)] == ["synthetic"]
+    ok(runner.invoke(app, ["accounts", "add", "mine", "--aws", "--direct", "--regions", "eu-west-1"]))
+    assert [r["kind"] for r in accounts(runner)] == ["synthetic", "aws"]  # read with the caller's own credentials
 
 
 def test_status_on_an_empty_database_creates_the_demo_account(runner: CliRunner) -> None:

@@ -159,14 +159,6 @@ def test_cur_legacy_csv_with_resource_tag_columns(tmp_path):
     assert cf.tags == {"arn:aws:ec2:us-west-2:333:instance/i-1": {"team": "core", "aws:createdBy": "bob"}}
 
 
-def test_azure_ea_exports_are_out_of_scope(shared_data):
-    for name in ("EA_ActualCost_Small.csv", "EA_AmortizedCost_Small.csv"):
-        cf, issues = read(shared_data / "cost/azure-ea" / name)
-        assert cf is None
-        assert len(issues) == 1
-        assert issues[0].message.startswith("unrecognised cost export format (columns: BillingAccountId,")
-
-
 def test_detect_format():
     assert detect_format(["line_item_resource_id", "line_item_unblended_cost", "resource_tags"]) == "cur2"
     assert detect_format(["line_item_unblended_cost", "line_item_usage_account_name"]) == "cur2"

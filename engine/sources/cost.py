@@ -1,9 +1,27 @@
-"""Billing exports (CUR 2.0, legacy CUR, CUR in Athena/Parquet form, FinOps FOCUS) -> one cost table.
+"""Billing exports (CUR 2.0, legacy CUR, CUR in Athena/Parquet form, FinOps FOCUS, Azure EA/MCA cost
+exports, GCP's BigQuery billing export) -> one cost table.
 
 A month of hourly CUR for a real account is millions of rows, so nothing here loops over rows in
 Python: pyarrow parses the file, string columns are read dictionary-encoded, and only the unique
 values (resource ids, timestamps, tag sets) are turned into ARNs, epoch seconds and tag dicts.
-Python row loops exist only on error paths, to name the rows that are wrong.
+Python row loops exist only on error paths, to name the rows that are wrong (and in the GCP billing
+reader, whose nested credits and labels are read row by row: see :func:`read_gcp_billing`).
+
+Azure's own exports (Cost Management "Cost and usage details", EA and MCA, actual or amortized) are
+detected by header, case-insensitively: a cost column (``CostInBillingCurrency``, ``Cost``, ``PreTaxCost``),
+a date (``Date``, ``UsageDate``, ``UsageDateTime``), a resource column (``ResourceId``, ``InstanceId``) and
+one of ``SubscriptionId``/``SubscriptionGuid``, ``MeterCategory``, ``MeterId``, ``ConsumedService``,
+``ResourceGroup``. A file is actual or amortized (the same columns): a manifest beside it naming
+``ActualCost``/``AmortizedCost``, else the file's or its two folders' names ("amortized"/"amortised",
+"actual"), else its rows (usage covered by a reservation or savings plan with a cost, or unused-commitment
+rows: amortized; a commitment purchase with a cost: actual), else actual (Azure's default export). Each
+file gives one measure exactly, the other the way FOCUS relates them: in an actual file
+billed = ``Cost`` and amortized = billed (a commitment purchase stays where it was bought, as CUR without
+its commitment columns); in an amortized file amortized = ``Cost``, billed = 0 for usage a commitment paid
+for (and unused-commitment rows), a commitment purchase row counts 0 amortized. Resource ids become
+``engine.sources.azure.normalize_resource_id`` keys (lower case), accounts ``/subscriptions/<id>`` (FOCUS's
+``SubAccountId``), the provider "Microsoft", regions lower case without spaces; ``Tags`` is JSON, with or
+without its braces (EA writes ``"k": "v","k2": "v2"``); dates are ``MM/DD/YYYY`` or ISO.
 """
 
 from __future__ import annotations
@@ -29,7 +47,16 @@ import pyarrow.parquet as pq
 
 from engine.arns import arn_from_billing_id
 from engine.records import BundleIssue
-from engine.sources.files import UnreadableFile, is_gzip, list_files, open_binary, read_bytes, sniff_encoding
+from engine.sources.azure import normalize_resource_id
+from engine.sources.files import (
+    UnreadableFile,
+    is_gzip,
+    list_files,
+    open_binary,
+    read_bytes,
+    sniff_encoding,
+    to_utf8,
+)
 
 COST_SCHEMA = pa.schema(
     [
@@ -53,6 +80,7 @@ CATEGORIES = ("usage", "fee", "tax", "other", "discount", "credit", "refund", "a
 GROSS_CATEGORIES = ("usage", "fee", "tax", "other")
 
 COST_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+JSON_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz")  # GCP billing export as JSON lines
 _MAX_ROW_ISSUES = 20  # per file and problem; then one summary line
 log = logging.getLogger("costdna.sources")
 
@@ -60,15 +88,17 @@ log = logging.getLogger("costdna.sources")
 @dataclass
 class CostFile:
     path: Path
-    format: str  # "cur2" | "cur-legacy" | "cur-athena" | "focus"
+    format: str  # "cur2" | "cur-legacy" | "cur-athena" | "focus" | "azure-actual" | "azure-amortized" | "gcp-billing"
     table: pa.Table  # COST_SCHEMA
     tags: dict[str, dict[str, str]] = field(default_factory=dict)  # resource ARN -> tags (latest wins)
     currency: str = "USD"
 
 
 def cost_files(bundle: Path) -> list[Path]:
-    """Every billing export under ``bundle/cost`` (CSV, gzipped CSV, Parquet), sorted."""
-    return list_files(Path(bundle), "cost", COST_SUFFIXES)
+    """Every billing export under ``bundle/cost`` (CSV, gzipped CSV, Parquet, and JSON lines for GCP's
+    billing export), sorted. JSON files named ``*manifest*`` are the exports' manifests, not data."""
+    files = list_files(Path(bundle), "cost", (*COST_SUFFIXES, *JSON_SUFFIXES))
+    return [f for f in files if not (f.name.lower().endswith(JSON_SUFFIXES) and "manifest" in f.name.lower())]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,6 +115,10 @@ _CUR_CATEGORY = {
 # FOCUS ChargeCategory (1.x; ChargeType in 0.5) -> category.
 _FOCUS_CATEGORY = {"usage": "usage", "purchase": "fee", "tax": "tax", "credit": "credit",
                    "adjustment": "adjustment", "discount": "discount", "refund": "refund"}
+# Azure ChargeType -> category (unused commitment is usage, as FOCUS counts it).
+_AZURE_CATEGORY = {"usage": "usage", "unusedreservation": "usage", "unusedsavingsplan": "usage", "purchase": "fee",
+                   "refund": "refund", "tax": "tax", "roundingadjustment": "adjustment", "adjustment": "adjustment",
+                   "credit": "credit"}
 
 
 def _type_key(line_type: str | None) -> str:
@@ -97,7 +131,7 @@ def charge_category(line_type: str | None, fmt: str) -> str:
     if not line_type:
         return "usage"
     key = _type_key(line_type)
-    table = _FOCUS_CATEGORY if fmt == "focus" else _CUR_CATEGORY
+    table = _FOCUS_CATEGORY if fmt == "focus" else _AZURE_CATEGORY if fmt.startswith("azure") else _CUR_CATEGORY
     if key in table:
         return table[key]
     if key.endswith("discount"):
@@ -151,6 +185,7 @@ class _Spec:
     provider: tuple[str, ...] = ()
     tags_column: str | None = None  # one column of JSON text or a map
     tags_prefix: str | None = None  # one column per tag key
+    pricing: tuple[str, ...] = ()  # Azure PricingModel (OnDemand, Reservation, SavingsPlan, Spot)
 
     @property
     def cost(self) -> tuple[str, ...]:
@@ -221,7 +256,53 @@ def detect_format(columns: list[str]) -> str | None:
         return "cur2" if cols & _CUR2_ONLY else "cur-athena"
     if len(cols & _FOCUS_MARKERS) >= 2:
         return "focus"
+    lower = {c.strip().lower() for c in cols}
+    if (lower & {r for r in _AZURE_ROLES["billed"]} and lower & set(_AZURE_ROLES["start"])
+            and lower & set(_AZURE_ROLES["resource"]) and lower & _AZURE_MARKERS):
+        return "azure"
+    flat = {_gcp_key(c) for c in cols}
+    if {"usage_start_time", "cost"} <= flat and flat & _GCP_MARKERS:
+        return "gcp-billing"
     return None
+
+
+# Azure cost export columns by role, lower case, in order of preference (EA and MCA spell them in
+# PascalCase or camelCase; legacy EA exports say PreTaxCost, InstanceId, UsageDateTime, SubscriptionGuid).
+_AZURE_ROLES: dict[str, tuple[str, ...]] = {
+    "billed": ("costinbillingcurrency", "cost", "pretaxcost", "extendedcost"),
+    "start": ("date", "usagedate", "usagedatetime"),
+    "resource": ("resourceid", "instanceid"),
+    "service": ("metercategory", "consumedservice", "servicename"),
+    "account": ("subscriptionid", "subscriptionguid"),
+    "region": ("resourcelocation", "resourcelocationnormalized", "location"),
+    "line_type": ("chargetype",),
+    "currency": ("billingcurrency", "billingcurrencycode", "currency"),
+    "pricing": ("pricingmodel",),
+}
+_AZURE_MARKERS = {"subscriptionid", "subscriptionguid", "metercategory", "meterid", "consumedservice",
+                  "resourcegroup", "resourcegroupname"}
+_GCP_MARKERS = {"service_description", "service_id", "sku_description", "sku_id", "billing_account_id",
+                "cost_type", "project_id"}
+
+
+def _gcp_key(column: str) -> str:
+    """A GCP billing column as flattened here: ``service.description`` -> ``service_description``."""
+    return column.strip().lower().replace(".", "_")
+
+
+def _azure_spec(header: list[str]) -> _Spec:
+    """The Azure spec for this header: each role's columns as the file spells them."""
+    by_lower: dict[str, str] = {}
+    for c in header:
+        by_lower.setdefault(c.strip().lower(), c)
+
+    def role(name: str) -> tuple[str, ...]:
+        return tuple(by_lower[c] for c in _AZURE_ROLES[name] if c in by_lower)
+
+    return _Spec("azure", billed=role("billed")[:1], start=role("start")[:1], resource=role("resource")[:1],
+                 service=role("service"), account=role("account")[:1], region=role("region")[:1],
+                 line_type=role("line_type"), currency=role("currency")[:1], pricing=role("pricing"),
+                 tags_column=by_lower.get("tags"))
 
 
 def _pick(cands: tuple[str, ...], cols: set[str]) -> list[str]:
@@ -469,7 +550,8 @@ def _parse_ts(text: str | None) -> int | None:
 _FIRST_SECOND, _LAST_SECOND = 0, 4_102_444_800  # 1970-01-01 .. 2100-01-01: outside it a time is a typo
 
 
-def _start_seconds(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def _start_seconds(col: pa.ChunkedArray, parse: Callable[[str | None], int | None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """(epoch seconds per row, valid mask) from a text or timestamp column.
 
     A time outside 1970-2100 is invalid: one row dated 9999-12-31 would otherwise stretch the
@@ -485,7 +567,7 @@ def _start_seconds(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         return _start_seconds(pa.chunked_array([pc.cast(c, pa.timestamp("s")) for c in col.chunks]))
     else:
         codes, values = _codes(col)
-        parsed = [_parse_ts(v) for v in values]
+        parsed = [(parse or _parse_ts)(v) for v in values]
         lookup = np.array([p if p is not None else 0 for p in parsed] + [0], np.int64)
         ok = np.array([p is not None for p in parsed] + [False], bool)
         secs, valid = lookup[codes], ok[codes]  # code -1 indexes the trailing sentinel
@@ -559,8 +641,10 @@ def _resources(table: pa.Table, spec: _Spec, cols: set[str], region: pa.ChunkedA
         if not raw:
             continue
         provider = val(pvals, p)
-        if (provider and provider not in ("AWS", "Amazon Web Services")) or _non_aws(raw):
-            arn: str | None = raw
+        if spec.name == "azure":
+            arn: str | None = normalize_resource_id(raw)
+        elif (provider and provider not in ("AWS", "Amazon Web Services")) or _non_aws(raw):
+            arn = raw
         else:
             arn = arn_from_billing_id(raw, val(gvals, g), val(avals, a), val(svals, s).replace(" ", ""))
         if arn is None:
@@ -653,7 +737,7 @@ def _tags(table: pa.Table, spec: _Spec, fmt: str, cols: set[str], res: np.ndarra
             for r, s, t, row in zip(*(_latest(entries, ["r", "s"]).column(c).to_pylist()
                                      for c in ("r", "s", "t_max", "row_min")), strict=True):
                 if s not in parsed:
-                    parsed[s] = _tag_json(texts[s])
+                    parsed[s] = _tag_json(texts[s], fmt)
                     if parsed[s] is None:
                         rows.add(row, "unreadable tags", f"{spec.tags_column} is not a JSON object of tags")
                 for k, v in (parsed[s] or {}).items():
@@ -676,9 +760,11 @@ def _tags(table: pa.Table, spec: _Spec, fmt: str, cols: set[str], res: np.ndarra
     return out
 
 
-def _tag_json(text: str | None) -> dict | None:
+def _tag_json(text: str | None, fmt: str = "") -> dict | None:
     if text is None or not text.strip():
         return {}
+    if fmt.startswith("azure") and not text.lstrip().startswith("{"):
+        text = "{" + text + "}"  # EA writes the members without their braces
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -700,6 +786,8 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
     """
     path = Path(path)
     where = str(path)
+    if path.name.lower().endswith(JSON_SUFFIXES):
+        return read_gcp_billing(path, issues)
     rows = _RowIssues(where, issues)
     try:
         header, is_parquet = _columns(path)
@@ -707,7 +795,11 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
         if fmt is None:
             shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
             raise UnreadableFile(f"unrecognised cost export format (columns: {shown})")
-        spec = _SPECS[fmt]
+        if fmt == "gcp-billing":
+            if is_parquet:
+                raise UnreadableFile("GCP billing export as Parquet is not supported: export it as CSV or JSON lines")
+            return read_gcp_billing(path, issues)
+        spec = _azure_spec(header) if fmt == "azure" else _SPECS[fmt]
         cols = set(header)
         for cands in ((*spec.billed, *spec.amortized), spec.start):
             if not _pick(cands, cols):
@@ -715,7 +807,8 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
         wanted = [
             c for c in header
             if c in {*spec.cost, *spec.start, *spec.resource, *spec.service, *spec.account, *spec.region,
-                     *spec.line_type, *spec.currency, *spec.provider, *spec.charge_class, *spec.reservation_arn}
+                     *spec.line_type, *spec.currency, *spec.provider, *spec.charge_class, *spec.reservation_arn,
+                     *spec.pricing}
             or c == spec.tags_column or (spec.tags_prefix and c.startswith(spec.tags_prefix))
         ]
         wanted = list(dict.fromkeys(wanted))
@@ -735,7 +828,7 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
         idx = idx + np.searchsorted(sk - np.arange(len(sk)), idx, side="right")
     row_no = idx
 
-    start, keep = _start_seconds(table.column(spec.start[0]))
+    start, keep = _start_seconds(table.column(spec.start[0]), _parse_azure_date if fmt == "azure" else _parse_ts)
     rows.mask(~keep, row_no, f"an unreadable {spec.start[0]}", f"{spec.start[0]} is not a time; row skipped")
 
     def money(name: str, required: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -766,6 +859,12 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
     category = pc.fill_null(_strings(lt_codes, [charge_category(v, fmt) for v in lt_values]), "usage")
     if spec.commitment:
         amortized = _cur_amortized(table, spec, cols, billed, commit, lt_codes, lt_values, service, issues, where)
+    if fmt == "azure":
+        pricing = _codes(_coalesce(table, _pick(spec.pricing, cols)), n)
+        fmt = _azure_kind(path, billed, lt_codes, lt_values, *pricing)
+        billed, amortized = _azure_measures(fmt, billed, lt_codes, lt_values, *pricing)
+        region = _map_text(region, lambda v: v.replace(" ", "").lower() or None)
+        account = _map_text(account, lambda v: "/subscriptions/" + v.strip().lower() if v.strip() else None)
     correction = _per_row(*_codes(_coalesce(table, _pick(spec.charge_class, cols)), n),
                           lambda v: v.strip().lower() == "correction")
     res, arns = _resources(table, spec, cols, region, account, service)
@@ -783,7 +882,8 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
         return pa.nulls(n, pa.string()) if col is None else col
 
     if provider is None:
-        provider_col: pa.Array | pa.ChunkedArray = pa.repeat(pa.scalar("AWS" if fmt != "focus" else ""), n)
+        name = "" if fmt == "focus" else AZURE_PROVIDER if fmt.startswith("azure") else "AWS"
+        provider_col: pa.Array | pa.ChunkedArray = pa.repeat(pa.scalar(name), n)
     else:
         provider_col = pc.replace_substring_regex(pc.fill_null(provider, ""), r"^Amazon Web Services.*$", "AWS")
     out = pa.table(
@@ -806,6 +906,79 @@ def read_cost_file(path: Path, issues: list[BundleIssue]) -> CostFile | None:
         out = out.filter(pa.array(keep))
     rows.close()
     return CostFile(path=path, format=fmt, table=out, tags=tags, currency=currency)
+
+
+AZURE_PROVIDER = "Microsoft"  # FOCUS's ProviderName for Azure
+GCP_PROVIDER = "Google Cloud"
+_COMMITMENT_MODELS = ("reservation", "savingsplan")
+_COVERED_TYPES = ("usage", "unusedreservation", "unusedsavingsplan")
+
+
+def _map_text(col: pa.ChunkedArray | None, fn: Callable[[str], str | None]) -> pa.ChunkedArray | None:
+    """``fn`` of each row's text, run once per unique value (nulls stay null)."""
+    if col is None:
+        return None
+    codes, values = _codes(col)
+    return pa.chunked_array([_strings(codes, [fn(v) if v is not None else None for v in values])], pa.string())
+
+
+def _azure_rows(lt_codes: np.ndarray, lt_values: list[str | None], pr_codes: np.ndarray,
+                pr_values: list[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(commitment-covered usage, unused-commitment rows, commitment purchases) of an Azure file."""
+    commitment = _per_row(pr_codes, pr_values, lambda v: _type_key(v) in _COMMITMENT_MODELS)
+    usage = _per_row(lt_codes, lt_values, lambda v: _type_key(v) == "usage")
+    unused = _per_row(lt_codes, lt_values, lambda v: _type_key(v) in ("unusedreservation", "unusedsavingsplan"))
+    purchase = _per_row(lt_codes, lt_values, lambda v: _type_key(v) == "purchase")
+    return commitment & usage, unused, commitment & purchase
+
+
+def _azure_kind(path: Path, cost: np.ndarray, lt_codes: np.ndarray, lt_values: list[str | None],
+                pr_codes: np.ndarray, pr_values: list[str | None]) -> str:
+    """"azure-actual" or "azure-amortized" (see the module docstring for the order of the clues)."""
+    for m in sorted(path.parent.glob("*anifest*.json")):
+        try:
+            text = m.read_text("utf-8", errors="replace")[:1 << 20].lower()
+        except OSError:
+            continue
+        if "amortizedcost" in text:
+            return "azure-amortized"
+        if "actualcost" in text:
+            return "azure-actual"
+    for name in (path.name, path.parent.name, path.parent.parent.name):
+        low = name.lower()
+        if "amortized" in low or "amortised" in low:
+            return "azure-amortized"
+        if "actual" in low:
+            return "azure-actual"
+    covered, unused, purchase = _azure_rows(lt_codes, lt_values, pr_codes, pr_values)
+    if unused.any() or (covered & (cost != 0)).any():
+        return "azure-amortized"
+    return "azure-actual"
+
+
+def _azure_measures(fmt: str, cost: np.ndarray, lt_codes: np.ndarray, lt_values: list[str | None],
+                    pr_codes: np.ndarray, pr_values: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(billed, amortized) of an Azure file's ``Cost`` column (see the module docstring)."""
+    if fmt == "azure-actual":
+        return cost, cost
+    covered, unused, purchase = _azure_rows(lt_codes, lt_values, pr_codes, pr_values)
+    billed = np.where(covered | unused, 0.0, cost)
+    amortized = np.where(purchase, 0.0, cost)
+    return billed, amortized
+
+
+def _parse_azure_date(text: str | None) -> int | None:
+    """Azure's ``MM/DD/YYYY`` (EA; with a time in some legacy exports) or ISO 8601 (MCA) -> epoch seconds."""
+    t = _parse_ts(text)
+    if t is not None or text is None:
+        return t
+    v = text.strip()
+    for fmt in ("%m/%d/%Y", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M"):
+        try:
+            return int(datetime.strptime(v, fmt).replace(tzinfo=UTC).timestamp())
+        except ValueError:
+            continue
+    return None
 
 
 def _cur_amortized(table: pa.Table, spec: _Spec, cols: set[str], billed: np.ndarray,
@@ -853,3 +1026,228 @@ def _cur_amortized(table: pa.Table, spec: _Spec, cols: set[str], billed: np.ndar
         issues.append(BundleIssue(where, "", f"commitment line items without {', '.join(missing)}: their amortized "
                                              "cost is their billed cost (re-export with those columns to spread them)"))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# GCP billing export (BigQuery "standard" or "detailed" usage cost export, as CSV or JSON lines)
+
+# credits[].type -> category; any other type (PROMOTION, FREE_TIER...) is a credit.
+_GCP_DISCOUNTS = frozenset({"SUSTAINED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT", "COMMITTED_USAGE_DISCOUNT_DOLLAR_BASE",
+                            "DISCOUNT", "SUBSCRIPTION_BENEFIT", "RESELLER_MARGIN", "FEE_UTILIZATION_OFFSET"})
+_GCP_COST_TYPES = {"regular": "usage", "tax": "tax", "adjustment": "adjustment", "roundingerror": "adjustment"}
+
+
+def _gcp_row(rec: dict) -> dict[str, Any]:
+    """A JSON-lines row flattened one level into the CSV's ``parent_child`` keys (lists kept as they are)."""
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        key = _gcp_key(k)
+        if type(v) is dict:
+            for k2, v2 in v.items():
+                out[f"{key}_{_gcp_key(k2)}"] = v2
+        else:
+            out[key] = v
+    return out
+
+
+def _gcp_json(v: Any) -> Any:
+    """A CSV cell holding JSON (credits, labels) -> its value; anything else as it is."""
+    if type(v) is str and v.strip()[:1] in ("[", "{"):
+        try:
+            return orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return v
+    return v
+
+
+def _gcp_labels(v: Any) -> dict[str, str] | None:
+    """``[{"key": k, "value": v}, ...]`` or ``{k: v}`` -> tags; None when unreadable."""
+    v = _gcp_json(v)
+    if v is None or v == "":
+        return {}
+    if type(v) is dict:
+        return {str(k): str(x) for k, x in v.items() if x is not None}
+    if type(v) is list:
+        out = {}
+        for item in v:
+            if type(item) is not dict or "key" not in item:
+                return None
+            if item.get("value") is not None:
+                out[str(item["key"])] = str(item["value"])
+        return out
+    return None
+
+
+def _gcp_money(v: Any) -> float | None:
+    if type(v) in (int, float):
+        f = float(v)
+    elif type(v) is str and v.strip():
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+    else:
+        return None
+    return f if abs(f) < _MAX_AMOUNT else None  # NaN compares False
+
+
+def _gcp_records(path: Path, issues: list[BundleIssue]) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """(data row number, flattened row or None when the row is unreadable) of a CSV or JSON-lines file.
+    Raises UnreadableFile when the file as a whole is not a GCP billing export."""
+    if path.name.lower().endswith(JSON_SUFFIXES):
+        data = read_bytes(path)
+        text, note = to_utf8(data, "a GCP billing export")
+        if note:
+            issues.append(BundleIssue(str(path), "", note))
+        body = text.strip()
+        if not body:
+            raise UnreadableFile("empty file: no billing rows")
+        if body[:1] == b"[":  # one JSON array of rows
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                raise UnreadableFile(f"not valid JSON ({str(e)[:200]})") from None
+            lines: list[Any] = doc
+        else:
+            lines = body.split(b"\n")
+        first = True
+        for n, line in enumerate(lines, 1):
+            if type(line) is bytes:
+                if not line.strip():
+                    continue
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    if first:
+                        raise UnreadableFile(f"not JSON lines ({str(e)[:200]})") from None
+                    issues.append(BundleIssue(str(path), f"line {n}", f"not valid JSON ({str(e)[:200]})"))
+                    yield n, None
+                    continue
+            else:
+                rec = line
+            row = _gcp_row(rec) if type(rec) is dict else None
+            if row is None and not first:
+                issues.append(BundleIssue(str(path), f"line {n}", f"row is not a JSON object (got {type(rec).__name__})"))
+            if first:
+                if row is None or not {"usage_start_time", "cost"} <= row.keys():
+                    shown = ", ".join(list(rec)[:12]) if type(rec) is dict else type(rec).__name__
+                    raise UnreadableFile(f"unrecognised cost export format (JSON keys: {shown}); expected GCP's "
+                                         "billing export (usage_start_time, cost, service, sku, ...)")
+                first = False
+            yield n, row
+        return
+    with open_binary(path) as raw:
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=""))
+        try:
+            header = [_gcp_key(c) for c in next(reader)]
+            for n, cells in enumerate(reader, 1):
+                if len(cells) != len(header):
+                    if cells:
+                        issues.append(BundleIssue(str(path), f"row {n}",
+                                                  f"expected {len(header)} fields, got {len(cells)}; row skipped"))
+                        yield n, None
+                    continue
+                yield n, dict(zip(header, cells, strict=True))
+        except csv.Error as e:
+            raise UnreadableFile(f"cannot parse CSV ({e})") from None
+
+
+def read_gcp_billing(path: Path, issues: list[BundleIssue]) -> CostFile | None:
+    """GCP's billing export (the BigQuery table exported as CSV, nested columns flattened as
+    ``service.description`` or ``service_description``, or as JSON lines / a JSON array) -> CostFile.
+
+    One usage row per line item (billed = amortized = ``cost``; ``cost_type`` tax / adjustment /
+    rounding error go to those categories), and one row per entry of ``credits`` on the same resource
+    and day (``amount``, negative: sustained/committed-use and other discounts are "discount", promotions
+    and free tier "credit"), so a resource's spend is net of its credits and the billed total is the
+    invoice's. The resource is ``resource.global_name`` (``//compute.googleapis.com/projects/…``, as
+    engine.sources.gcp keys audit log resources), else ``resource.name`` as given; the standard export
+    has neither, and its rows are project-level (no resource). Tags are ``labels`` (the resource's
+    own), account ``project.id``, region ``location.region`` (else the location or the zone's region),
+    service ``service.description``, provider "Google Cloud". Rows with an unreadable time or cost are
+    skipped with an issue naming them; a file that is not this export is one issue.
+    """
+    from engine.sources.gcp import region_of_zone
+
+    where = str(path)
+    rows = _RowIssues(where, issues)
+    cols: dict[str, list[Any]] = {k: [] for k in COST_SCHEMA.names}
+    best: dict[tuple[str, str], tuple[int, str]] = {}  # (resource, key) -> (time, value): the latest wins
+    currencies: set[str] = set()
+
+    def add(resource: str | None, t: int, amount: float, service: str, account: str, region: str,
+            line_type: str, category: str) -> None:
+        for k, v in (("resource", resource), ("start", t), ("cost", amount), ("billed", amount), ("service", service),
+                     ("account", account), ("region", region), ("line_type", line_type), ("category", category),
+                     ("correction", False), ("provider", GCP_PROVIDER)):
+            cols[k].append(v)
+
+    def text(row: dict, *keys: str) -> str:
+        for k in keys:
+            v = row.get(k)
+            if v is not None and str(v).strip():
+                return str(v).strip()
+        return ""
+
+    try:
+        for n, row in _gcp_records(path, issues):
+            if row is None:
+                continue
+            t = _parse_ts(text(row, "usage_start_time"))
+            if t is None or not _FIRST_SECOND <= t < _LAST_SECOND:
+                rows.add(n, "an unreadable usage_start_time", "usage_start_time is not a time; row skipped")
+                continue
+            cost = _gcp_money(row.get("cost"))
+            if cost is None:
+                rows.add(n, "an unreadable cost", "cost is not a finite number; row skipped")
+                continue
+            resource = text(row, "resource_global_name", "resource_name") or None
+            service = text(row, "service_description", "service_id")
+            account = text(row, "project_id")
+            region = text(row, "location_region", "location_location")
+            if not region and (zone := text(row, "location_zone")):
+                region = region_of_zone(zone)
+            cost_type = text(row, "cost_type")
+            currency = text(row, "currency")
+            if currency:
+                currencies.add(currency)
+            category = _GCP_COST_TYPES.get(_type_key(cost_type), "usage") if cost_type else "usage"
+            add(resource, t, cost, service, account, region, cost_type or "regular", category)
+            credits = _gcp_json(row.get("credits"))
+            if type(credits) is list:
+                for c in credits:
+                    amount = _gcp_money(c.get("amount")) if type(c) is dict else None
+                    if amount is None:
+                        rows.add(n, "an unreadable credit", "a credits entry has no readable amount; credit left out")
+                        continue
+                    kind = str(c.get("type") or "")
+                    add(resource, t, amount, service, account, region, kind or "credit",
+                        "discount" if kind in _GCP_DISCOUNTS else "credit")
+            elif credits not in (None, ""):
+                amount = _gcp_money(credits)
+                if amount is None:
+                    rows.add(n, "unreadable credits", "credits is neither a list of credits nor a number; left out")
+                elif amount:
+                    add(resource, t, amount, service, account, region, "credit", "credit")
+            if resource:
+                labels = _gcp_labels(row.get("labels"))
+                if labels is None:
+                    rows.add(n, "unreadable tags", "labels is not a list of {key, value} or an object")
+                for k, v in (labels or {}).items():
+                    if t >= best.get((resource, k), (-1, ""))[0]:
+                        best[(resource, k)] = (t, v)
+    except UnreadableFile as e:
+        issues.append(BundleIssue(where, "", str(e)))
+        return None
+    rows.close()
+    if len(currencies) > 1:
+        issues.append(BundleIssue(where, "", f"several currencies ({', '.join(sorted(currencies))}); amounts are kept "
+                                             "as given"))
+    table = pa.table({k: pa.array(v, COST_SCHEMA.field(k).type) if k != "start" else
+                      pa.array(v, pa.int64()).cast(pa.timestamp("s", tz="UTC")) for k, v in cols.items()},
+                     schema=COST_SCHEMA)
+    tags: dict[str, dict[str, str]] = {}
+    for (r, k), (_, v) in best.items():
+        tags.setdefault(r, {})[k] = v
+    return CostFile(path=path, format="gcp-billing", table=table, tags=tags,
+                    currency=min(currencies) if currencies else "USD")
