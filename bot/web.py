@@ -13,11 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.appkeys import DB_KEY, SETTINGS_KEY
 from bot.settings import Settings
 
 log = logging.getLogger("costdna.web")
-DB_KEY = web.AppKey("db", object)
-SETTINGS_KEY = web.AppKey("settings", Settings)
 
 
 async def healthz(request: web.Request) -> web.Response:

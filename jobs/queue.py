@@ -68,11 +68,11 @@ class LocalQueue:
 
 
 async def open_queue(settings: Settings, ctx: dict[str, Any] | None = None) -> ArqQueue | LocalQueue:
-    """arq when ``REDIS_URL`` is set, else an in-process runner over ``ctx`` (see jobs.worker.local_context)."""
+    """arq when ``REDIS_URL`` is set, else an in-process runner over ``ctx`` (see jobs.worker.job_context)."""
     if settings.redis_url:
         return await ArqQueue.connect(settings.redis_url, settings.queue_name)
+    from jobs.registry import functions
     from jobs.runner import InProcessRunner
-    from jobs.worker import functions
 
     if ctx is None:
         raise ValueError("the in-process queue needs a job context (database, notifier)")

@@ -16,35 +16,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import Function, func
 
 from bot.settings import Settings, get_settings
-from jobs import digest, tasks, watch
-from jobs.lease import leased
 from jobs.notify import Fanout, log_notifier
+from jobs.queue import ArqQueue
+from jobs.registry import functions
 from jobs.schedule import cron_jobs
-
-
-def functions(settings: Settings) -> list[Function]:
-    """The job functions, each under a lease (jobs.lease): a worker that dies mid-job gives its job to
-    another worker ``job_lease_s`` after its last heartbeat, not arq's ``job_timeout`` + 10 s.
-
-    Scans (and retrains, which are scans) get one try more than ``job_tries`` from arq: their task counts
-    its own tries on the scan row and, past ``job_tries``, fails the scan with the reason, rather than
-    arq dropping the job and leaving the row "running" (a scan that kills its worker every time).
-    """
-    def f(task, timeout: float, tries: int) -> Function:  # type: ignore[no-untyped-def]
-        return func(leased(task, settings, timeout), name=task.__name__, timeout=timeout, max_tries=tries)
-
-    return [
-        f(tasks.scan_account, settings.job_timeout, settings.job_tries + 1),
-        f(tasks.retrain, settings.job_timeout, settings.job_tries + 1),
-        f(tasks.apply_tag_changes, min(600, settings.job_timeout), settings.job_tries),
-        # the watch (jobs.watch) and the digest (jobs.digest): also on the hourly schedule (jobs.schedule)
-        f(watch.watch, min(1800, settings.job_timeout), settings.job_tries),
-        f(digest.digest, min(600, settings.job_timeout), settings.job_tries),
-        f(digest.digest_due, min(600, settings.job_timeout), 1),
-    ]
 
 
 async def job_context(settings: Settings, notify: Any = None,
@@ -69,8 +46,6 @@ async def job_context(settings: Settings, notify: Any = None,
 
 async def startup(ctx: dict[str, Any], settings: Settings | None = None,
                   notifiers: Sequence[Callable[[dict[str, Any]], Any]] = ()) -> None:
-    from jobs.queue import ArqQueue
-
     settings = settings or get_settings()
     ctx.update(await job_context(settings, notifiers=notifiers))
     ctx["queue"] = ArqQueue(ctx["redis"], settings.queue_name)

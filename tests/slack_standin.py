@@ -345,10 +345,10 @@ class SlackClient:
 
 def check_blocks(msg: dict[str, Any]) -> list[str]:
     """Problems with a posted/updated message's blocks: ``Block.parse`` + ``validate_json`` on every
-    block and child element, and ``handlers.render_slack.check_message``."""
+    block and child element, and ``bot.slack.render.check_message``."""
     from slack_sdk.models.blocks import Block
 
-    from handlers.render_slack import check_message, validate_deep
+    from bot.slack.render import check_message, validate_deep
 
     problems: list[str] = []
     for i, b in enumerate(msg.get("blocks") or []):

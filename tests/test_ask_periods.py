@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from bot.slack.render import check_message, to_message
 from handlers import ask, views
-from handlers.render_slack import check_message, to_message
 from jobs.worker import job_context
 from storage import repo, watch_repo
 from storage.models import DailyCost

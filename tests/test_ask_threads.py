@@ -399,10 +399,10 @@ async def test_no_channel_stores_nothing(sqlite_url: str):
 
 
 def test_answer_card_and_home_hint_render_to_valid_block_kit():
+    from bot.slack.render import to_message
     from engine.ask.answer import Answer
     from handlers.ask import answer_card
     from handlers.home import ask_card
-    from handlers.render_slack import to_message
 
     ids = [f"i-{n:017x}" for n in range(40)]
     long = Answer(question="top spenders", title="Top spenders in tiny, last 30 days",

@@ -563,8 +563,8 @@ def _blocks_valid(msg: dict) -> None:
 
 @pytest.mark.asyncio
 async def test_chat_cards_render(aws: str, standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.slack.render import to_message
     from handlers.doctor import accounts_add_card, doctor_card
-    from handlers.render_slack import to_message
 
     src = populate(aws)
     good = await doctor(account({"cloudtrail": src["cloudtrail"]}), SETTINGS, config=NO_RETRY)
@@ -598,9 +598,9 @@ async def test_chat_cards_render(aws: str, standin: StandIn, monkeypatch: pytest
 async def test_chat_commands(aws: str, tmp_path: Path) -> None:
     """``/costdna accounts add``, ``/costdna accounts``, ``/costdna doctor [name]`` through the router."""
     from bot.settings import Settings
+    from bot.slack.render import to_message
     from handlers.commands import handle_command
     from handlers.context import Services, Who
-    from handlers.render_slack import to_message
     from storage import repo
     from storage.db import Database
 

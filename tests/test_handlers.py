@@ -138,7 +138,7 @@ def only(reply: Reply) -> Card:
 
 def slack_ok(card: Card) -> Card:
     """Every card the handlers make is a valid Slack message."""
-    from handlers.render_slack import check_message, to_message
+    from bot.slack.render import check_message, to_message
 
     assert check_message(to_message(card)) == [], card.title
     return card

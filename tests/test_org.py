@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.settings import Settings
+from bot.slack.render import check_message, to_message
 from engine.org import NO_GROUP, NO_UNIT, Org, OrgError, rollup, rollup_items
 from handlers import watch_views as wv
 from handlers.commands import handle_command
 from handlers.context import Services, Who
 from handlers.org_settings import _folded, _unit_args, org_card
-from handlers.render_slack import check_message, to_message
 from jobs import digest as jd
 from jobs import org as jorg
 from jobs.org import org_for

@@ -1,4 +1,4 @@
-"""Card renderers: Slack Block Kit (handlers.render_slack) and the terminal (handlers.render_terminal)."""
+"""Card renderers: Slack Block Kit (bot.slack.render) and the terminal (handlers.render_terminal)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.basic_objects import JsonObject
 from slack_sdk.models.blocks import Block
 
+from bot.slack.render import check_message, mrkdwn, to_blocks, to_message
 from handlers.cards import Button, Card, Option, Section, Select, error_card, progress_bar
-from handlers.render_slack import check_message, mrkdwn, to_blocks, to_message
 from handlers.render_terminal import render
 
 # ------------------------------------------------------------------------------------------------

@@ -14,13 +14,13 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from bot.settings import Settings
+from bot.slack.render import check_message, image_upload, to_message
 from handlers import spikes as spikes_mod
 from handlers import watch_views as wv
 from handlers.actions import handle_action
 from handlers.cards import Card, Image
 from handlers.commands import handle_command
 from handlers.context import Services, Who
-from handlers.render_slack import check_message, image_upload, to_message
 from jobs.worker import job_context
 from storage import repo, watch_repo
 from storage.models import AppSwitch, AuditEntry, ExpectedLevel, Label, Prompt, Spike

@@ -102,7 +102,7 @@ class SlackAlerts:
                         thread_ts: str | None = None) -> tuple[str, str] | None:
         """Post ``card`` to ``channel`` (paced), then its image in the message's thread. (channel, ts)
         of the message, or None when Slack refused it (logged)."""
-        from handlers.render_slack import image_upload, to_message
+        from bot.slack.render import image_upload, to_message
 
         lock = self.locks.setdefault(channel, asyncio.Lock())
         async with lock:

@@ -6,7 +6,7 @@ The adapter only translates. A slash command ``/costdna <text>`` becomes
 command ``ask <question>``, answered in a thread; a plain reply in a thread where costdna answered a
 question (no mention needed: the ``message.*`` events) is a follow-up of that answer, asked with the
 thread's stored context (:mod:`storage.ask_repo`); opening the App Home publishes
-``handlers.home.home_cards``. Every card is rendered with ``handlers.render_slack.to_message``.
+``handlers.home.home_cards``. Every card is rendered with ``bot.slack.render.to_message``.
 
 Slack's 3-second rule: every listener acknowledges first (an empty ack) and works afterwards. Bolt
 sends the HTTP 200 as soon as ``ack()`` is called while the listener carries on; anything slow is the
@@ -42,9 +42,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import slack_mode
+from bot.slack.render import to_message
 from handlers.cards import Card, error_card
 from handlers.context import Reply, Services, Who
-from handlers.render_slack import to_message
 
 log = logging.getLogger("costdna.slack")
 
@@ -52,7 +52,7 @@ COMMAND = "/costdna"
 SCOPES = ["commands", "chat:write", "app_mentions:read", "im:write", "files:write", "users:read",
           "users:read.email", "channels:history", "groups:history", "im:history"]  # manifests/slack.yaml
 HOME_MAX_BLOCKS = 100  # a Home tab view holds at most 100 blocks
-_SUFFIX = re.compile(r":\d+$")  # render_slack makes repeated action ids unique as x, x:1, x:2
+_SUFFIX = re.compile(r":\d+$")  # bot.slack.render makes repeated action ids unique as x, x:1, x:2
 _MENTION = re.compile(r"^\s*(?:<@[A-Z0-9]+(?:\|[^>]*)?>\s*)+")
 _ANY_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 # message subtypes that are still a person's plain reply ("also send to channel")
@@ -319,7 +319,7 @@ class SlackAdapter:
 
     async def upload_image(self, client: AsyncWebClient, card: Card, channel: str, ts: str | None) -> None:
         """The card's chart in the thread of the message just posted (files_upload_v2)."""
-        from handlers.render_slack import image_upload
+        from bot.slack.render import image_upload
 
         upload = image_upload(card)
         if upload is None or not ts:

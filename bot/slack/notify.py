@@ -94,7 +94,7 @@ class SlackNotifier:
         self.last_row[target] = now
         if not progress:
             self.last_row.pop(target, None)
-        from handlers.render_slack import to_message
+        from bot.slack.render import to_message
 
         msg = to_message(card)
         token = None if self.client.token else (await self.token_for(*target) if self.token_for else None)

@@ -70,9 +70,9 @@ async def _slack_context(app: web.Application, *, settings: Any, socket: bool) -
     """Runs after the database context (``bot.web.make_app``): Bolt app, queue, notifier, socket."""
     import aiohttp
 
+    from bot.appkeys import DB_KEY
     from bot.slack.app import _secret, build_slack_app, make_client
     from bot.slack.notify import notifier_for
-    from bot.web import DB_KEY
     from handlers.context import Services
     from jobs.notify import Fanout, log_notifier
     from jobs.queue import ArqQueue, open_queue
