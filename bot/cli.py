@@ -664,11 +664,10 @@ def worker(
     if not settings.redis_url:
         fail("`costdna worker` needs REDIS_URL; without Redis, `costdna scan --account NAME` runs jobs in-process")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from bot.slack.notify import (
-        worker_notifier,  # updates Slack messages when Slack is configured, else nothing
-    )
+    from bot.discord.alerts import worker_notifier as discord_notifier  # each: None when not configured
+    from bot.slack.notify import worker_notifier as slack_notifier
 
-    create_worker(worker_settings(settings, notifiers=[worker_notifier]), burst=burst).run()
+    create_worker(worker_settings(settings, notifiers=[slack_notifier, discord_notifier]), burst=burst).run()
 
 
 @app.command()
@@ -704,6 +703,33 @@ def serve(
         schedule_beside(web_app, settings)
         console.print("jobs in-process (no REDIS_URL): the hourly watch and the daily digests run here")
     web.run_app(web_app, host=host, port=port, print=lambda m: console.print(m))
+
+
+@app.command("discord")
+def discord_bot(
+    schedule: Annotated[bool, typer.Option("--schedule", help="also run the hourly watch and the daily digests "
+                                                              "here (no Redis workers and no `costdna serve`)")] = False,
+) -> None:
+    """The Discord bot: connects with DISCORD_TOKEN, syncs /costdna (to DISCORD_GUILD_ID when set, else
+    globally) and answers commands, buttons and @costdna mentions until Ctrl-C."""
+    import asyncio
+    import logging
+
+    from bot.discord import missing_settings
+
+    settings = get_settings()
+    if missing_settings(settings):
+        fail("`costdna discord` needs " + " and ".join(missing_settings(settings)) +
+             " (the bot token from the Discord application's Bot page; see README, Discord)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.discord.app import run
+
+    where = f"guild {settings.discord_guild_id}" if settings.discord_guild_id else "every guild (global sync)"
+    console.print(f"Discord: /costdna for {where}" + ("" if settings.redis_url else "; jobs in-process (no REDIS_URL)"))
+    try:
+        asyncio.run(run(settings, schedule=schedule))
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @app.command()

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = Field(default=None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET"))
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL"),
                                description="Slack Web API base URL (a local stand-in in tests)")
+    discord_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("DISCORD_TOKEN"),
+                                            description="the Discord application's bot token")
+    discord_guild_id: int | None = Field(default=None, validation_alias=AliasChoices("DISCORD_GUILD_ID"),
+                                         description="sync /costdna to this guild only (instant); else globally")
+    discord_api_url: str = Field(default="https://discord.com/api/v10",
+                                 validation_alias=AliasChoices("DISCORD_API_URL"),
+                                 description="Discord REST base URL (a local stand-in in tests)")
     aws_endpoint_url: str | None = Field(default=None, description="AWS API endpoint override (a local emulator)")
     approvers: str = Field(default="", description="comma-separated chat user ids allowed to approve tag writes "
                                                    "(single-workspace mode; with OAuth the installer is the first)")
