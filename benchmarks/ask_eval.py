@@ -97,7 +97,7 @@ def cents(x: float) -> float:
 
 
 def _settings(data: Path, org_file: Path | None) -> Any:
-    from bot.settings import Settings
+    from config.settings import Settings
 
     return Settings(data_dir=data, database_url=f"sqlite+aiosqlite:///{data / 'costdna.db'}", redis_url=None,
                     job_timeout=1800, job_tries=1, workers=1, org_file=org_file, tag_rules=None, required_tags="")

@@ -182,7 +182,7 @@ def run_watch_child(data_dir: Path, bundle: Path, profile: Path | None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("costdna.jobs.watch").setLevel(logging.INFO)
 
-    from bot.settings import get_settings
+    from config.settings import get_settings
     from jobs.notify import Fanout
     from jobs.watch import watch
     from jobs.worker import job_context

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.settings import Settings
+from config.settings import Settings
 
 DB_KEY = web.AppKey("db", object)  # the storage.db.Database opened on start-up
 SETTINGS_KEY = web.AppKey("settings", Settings)

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from bot import terminal
 from bot.cli_errors import CommandGroup, console, fail
-from bot.settings import get_settings
+from config.settings import get_settings
 
 out = Console(soft_wrap=True)  # soft_wrap: never break a long path across lines (people grep and copy these)
 
@@ -838,7 +838,7 @@ def _spike_item(d: dict) -> dict:
 def _bundle_spikes(root: Path, since: float | None, workers: int | None, quiet: bool,
                    owner_key: list[str] | None) -> list[dict]:
     """Scan the bundle for owners (progress on stderr), then the one-shot spike detection over it."""
-    from bot.flags import enabled_rules
+    from config.flags import enabled_rules
     from engine.scan import scan_bundle
     from engine.spikes import SpikeConfig
     from engine.watch import bundle_spikes, owners_from_scan

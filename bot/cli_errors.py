@@ -17,7 +17,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from bot.settings import get_settings
+from config.settings import get_settings
 
 # soft_wrap: never break a long path across lines (people grep and copy these)
 console = Console(stderr=True, soft_wrap=True)
@@ -115,7 +115,7 @@ def _env_name(loc: tuple) -> str:
     """The environment variable behind a settings field (``workers`` -> ``COSTDNA_WORKERS``)."""
     from pydantic import AliasChoices
 
-    from bot.settings import Settings
+    from config.settings import Settings
 
     name = str(loc[0]) if loc else "?"
     f = Settings.model_fields.get(name)

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.appkeys import DB_KEY, SETTINGS_KEY
-from bot.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger("costdna.web")
 

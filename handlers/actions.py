@@ -116,7 +116,7 @@ async def _change_set(svc: Services, who: Who, action: str, value: str) -> Reply
         cs = await repo.check_change_set_nonce(s, cs_id, parts[1])
         ws = await workspace(s, who)
         approvers = approver_ids(ws, svc.settings)
-        if who.user_id not in approvers:
+        if not who.is_among(approvers):
             log.warning("%s %s by %s: not an approver", action, cs_id, who.user_id)
             return refusal("Only an approver can decide on tag writes; nothing was changed.",
                            "approvers: " + (", ".join(views.mention(a) for a in approvers) or "none yet"))

@@ -381,6 +381,7 @@ async def cmd_apply(svc: Services, who: Who, args: list[str], rest: str) -> Repl
     return Reply(posts=[Post(card, tracks=("changeset", cs_id))])
 
 
+_ROLE = re.compile(r"^<@&(\d+)>$")
 _USER = re.compile(r"^<?@?([A-Za-z0-9._-]+)(?:\|[^>]*)?>?$")
 _CHANNEL = re.compile(r"^<?#?([A-Za-z0-9._-]+)(?:\|([^>]*))?>?$")
 
@@ -399,11 +400,13 @@ async def cmd_settings(svc: Services, who: Who, args: list[str], rest: str) -> R
             return Reply.of(settings_card(ws, approvers, svc.settings))
         what = args[0].lower()
         if what == "approvers" and len(args) == 3 and args[1].lower() in ("add", "remove"):
+            role = _ROLE.match(args[2])  # a Discord role: every member holding it approves
             m = _USER.match(args[2])
-            if m is None:
-                return Reply.of(help_card(f"`{args[2][:40]}` is not a user; mention one, e.g. `@alice`."))
-            user = m.group(1)
-            if who.user_id not in approvers:
+            if role is None and m is None:
+                return Reply.of(help_card(f"`{args[2][:40]}` is not a user; mention one, e.g. `@alice` (or a Discord "
+                                          "role, `@approvers`)."))
+            user = f"role:{role.group(1)}" if role is not None else m.group(1)
+            if not who.is_among(approvers):
                 log.info("settings: %s is not an approver", who.user_id)
                 return Reply.of(error_card("Only an approver may change who approves tag writes.",
                                            "ask one of: " + (", ".join(views.mention(a) for a in approvers)
@@ -427,7 +430,7 @@ async def cmd_settings(svc: Services, who: Who, args: list[str], rest: str) -> R
             m = _CHANNEL.match(args[1])
             if m is None or not args[2].isdigit() or not 0 <= int(args[2]) <= 23:
                 return Reply.of(help_card("Use `settings digest #channel HH` with an hour from 0 to 23 (UTC)."))
-            if who.user_id not in approvers:
+            if not who.is_among(approvers):
                 return Reply.of(error_card("Only an approver may change the digest."))
             await repo.update_workspace_settings(s, ws, actor=who.user_id, digest_channel=m.group(1),
                                                  digest_hour=int(args[2]))

@@ -9,6 +9,7 @@ remember the message and the job notifier can update it later.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,12 @@ class Who:
     user_name: str = ""
     channel_id: str = ""
     thread_ts: str = ""  # the chat thread the request came from (its root's ts), "" when none
+    roles: tuple[str, ...] = ()  # Discord: the role ids the member holds (an approver may be a role)
+
+    def is_among(self, approvers: Iterable[str]) -> bool:
+        """One of ``approvers``: by user id, or (Discord) by a role they hold, listed as ``role:<id>``."""
+        allowed = set(approvers)
+        return self.user_id in allowed or any(f"role:{r}" in allowed for r in self.roles)
 
     def mention(self) -> str:
         return f"<@{self.user_id}>" if self.platform in ("slack", "discord") else (self.user_name or self.user_id)
@@ -36,7 +43,7 @@ class Services:
 
     db: Any  # storage.db.Database
     queue: Any  # jobs.queue.JobQueue
-    settings: Any  # bot.settings.Settings
+    settings: Any  # config.settings.Settings
 
 
 @dataclass

@@ -44,7 +44,7 @@ async def home_cards(svc: Services, who: Who) -> list[Card]:
     cards.append(Card(title="Who owns this?", sections=[Section(
         f"*{open_q}* questions are open; *{queue}* untagged resources still have no owner label. "
         "`/costdna label` asks about the costliest uncertain ones.")], kind="prompt"))
-    mine = who.user_id in approvers
+    mine = who.is_among(approvers)
     cards.append(Card(title="Tag approvals", sections=[Section(
         f"*{pending}* tag change sets wait for approval."
         + (" You are an approver." if mine else " Approvers: "

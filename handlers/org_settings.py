@@ -71,7 +71,7 @@ async def settings_org(svc: Services, who: Who, args: list[str], raw: str | None
                 return Reply.of(Card(title="Business units (YAML)", ephemeral=True, sections=[
                     Section(f"```\n{body}\n```")],
                     context="edit and send back with `/costdna settings org yaml` + the block"))
-            if who.user_id not in approvers:
+            if not who.is_among(approvers):
                 return refuse()
             if text.strip().lower() in ("off", "clear", "none", "remove"):
                 return await store(Org(), "The workspace's business units are cleared"
@@ -92,7 +92,7 @@ async def settings_org(svc: Services, who: Who, args: list[str], raw: str | None
             if len(rest) == 2:
                 return Reply.of(org_card(await org_for(s, ws, svc.settings), file_org, only=unit, own=own))
             if len(rest) == 3 and rest[2].lower() in ("off", "none", "remove", "delete"):
-                if who.user_id not in approvers:
+                if not who.is_among(approvers):
                     return refuse()
                 canon = _unit_name(own, unit)
                 in_file = _unit_name(file_org, unit)
@@ -108,7 +108,7 @@ async def settings_org(svc: Services, who: Who, args: list[str], raw: str | None
                 return Reply.of(help_card(f"Use `settings org unit {unit[:40]} teams <t1,t2,…> [group <group>]` or "
                                           f"`settings org unit {unit[:40]} off`."))
             teams, group = parsed
-            if who.user_id not in approvers:
+            if not who.is_among(approvers):
                 return refuse()
             canon = _unit_name(own, unit) or _unit_name(file_org, unit) or unit  # keep the known spelling
             try:

@@ -143,7 +143,7 @@ async def settings_watch(svc: Services, who: Who, args: list[str]) -> Reply:
                 route = await watch_repo.team_route(s, ws.id, team)
                 return Reply.of(Card(title=f"Spike alerts of {team}", ephemeral=True,
                                      sections=[Section(_route_text(route))]))
-            if who.user_id not in approvers:
+            if not who.is_among(approvers):
                 return refuse()
             if len(args) == 3 and args[2].lower() in ("off", "none", "remove"):
                 await watch_repo.set_team_route(s, ws.id, team, [], None, actor=who.user_id)
@@ -166,7 +166,7 @@ async def settings_watch(svc: Services, who: Who, args: list[str]) -> Reply:
             return Reply.of(help_card("Use `settings alerts strict|audit|auto|panic|resume` or "
                                       "`settings alerts #channel`."))
         arg = args[1]
-        if who.user_id not in approvers:
+        if not who.is_among(approvers):
             return refuse()
         low = arg.lower()
         if low in MODES:

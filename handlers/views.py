@@ -54,6 +54,8 @@ def mention(user_id: str | None) -> str:
     """A chat mention for platform user ids (Slack ``U…``/``W…``, Discord snowflakes), else the name."""
     if not user_id:
         return "someone"
+    if user_id.startswith("role:") and user_id[5:].isdigit():  # a Discord role
+        return f"<@&{user_id[5:]}>"
     if (user_id[:1] in "UW" and user_id[1:].isalnum() and user_id.isupper()) or user_id.isdigit():
         return f"<@{user_id}>"
     return user_id

@@ -87,7 +87,7 @@ def guess_below() -> float:
     """The confidence under which an owner is a guess: ``COSTDNA_CONFIDENCE_THRESHOLD``, the one threshold
     that apply, ask, owner, teams and the scan summary also follow."""
     try:
-        from bot.settings import get_settings
+        from config.settings import get_settings
 
         return float(get_settings().confidence_threshold)
     except Exception:  # settings that do not load (a bad environment) must not break a card

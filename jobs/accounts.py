@@ -80,7 +80,7 @@ async def collect_aws(account: Any, data_dir: Path, settings: Any = None, progre
     if problem:
         raise ScanInputError(problem)
     if settings is None:
-        from bot.settings import get_settings
+        from config.settings import get_settings
 
         settings = get_settings()
     bundle = aws_bundle_dir(account, data_dir)

@@ -190,7 +190,7 @@ async def _units(s: Any, account: Account, daily: dict[str, dict[date, float]], 
     from jobs.org import org_for
 
     if settings is None:
-        from bot.settings import get_settings
+        from config.settings import get_settings
 
         settings = get_settings()
     org = await org_for(s, await _workspace_of(s, account), settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from bot.settings import Settings
+from config.settings import Settings
 
 
 def scan_job_id(account_id: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from arq.worker import Function, func
 
-from bot.settings import Settings
+from config.settings import Settings
 from jobs import digest, tasks, watch
 from jobs.lease import leased
 

@@ -66,7 +66,7 @@ async def route_for(s: AsyncSession, account: Any, spike: Any, *, threshold: flo
     """The route of one spike (a ``storage.models.Spike`` or anything with owner_team,
     owner_confidence, owner_source, people, cause) for ``account``'s workspace."""
     if threshold is None:
-        from bot.settings import get_settings
+        from config.settings import get_settings
 
         threshold = get_settings().confidence_threshold
     team = getattr(spike, "owner_team", "") or ""

@@ -326,7 +326,7 @@ def _detect(series: Any, since: int | None, window: ChangeWindow | list, deploys
     Of the change window only the rows that decide novelty, creators and people
     (``engine.sources.changes.essential_rows``) and those near a spike (causes) become objects: the
     answers are those over the whole window."""
-    from bot.flags import enabled_rules  # configuration, as bot.settings: below every layer
+    from config.flags import enabled_rules  # configuration: below every layer
     from engine.explain import event_span
     from engine.spikes import SpikeConfig, chart_points, detect
     from engine.watch import report_spikes

@@ -17,7 +17,7 @@ from typing import Any
 
 from arq.connections import RedisSettings
 
-from bot.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from jobs.notify import Fanout, log_notifier
 from jobs.queue import ArqQueue
 from jobs.registry import functions

@@ -36,7 +36,7 @@ def fernet_for(secret: str | None, data_dir: Path) -> Fernet:
 
 @lru_cache(maxsize=1)
 def fernet() -> Fernet:
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     s = get_settings()
     return fernet_for(s.secret_key.get_secret_value() if s.secret_key else None, s.data_dir)

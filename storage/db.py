@@ -144,7 +144,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 class Database:
     def __init__(self, url: str | None = None):
         if url is None:
-            from bot.settings import get_settings
+            from config.settings import get_settings
 
             url = get_settings().db_url()
         self.url = url

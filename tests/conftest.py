@@ -83,7 +83,7 @@ def tiny_scan(tiny_bundle, fast_model_config):
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Point the CLI's settings at a fresh data dir (synthetic caches land there) and one parser process."""
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     env = {"COSTDNA_DATA_DIR": str(tmp_path / "data"), "COSTDNA_WORKERS": "1"}
     for k, v in env.items():

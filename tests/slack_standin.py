@@ -379,7 +379,7 @@ async def serve(app: Any) -> tuple[Any, str]:
 
 @dataclass
 class RunningBot:
-    settings: Any  # bot.settings.Settings
+    settings: Any  # config.settings.Settings
     runner: Any  # aiohttp AppRunner: clean up with ``await runner.cleanup()``
     db: Any  # storage.db.Database of the running app
     client: SlackClient  # signs and posts to its /slack/events
@@ -389,8 +389,8 @@ async def start_bot(root: Any, standin: SlackStandIn, secret: str, *, token: str
                     options: dict[str, Any], job_timeout: int) -> RunningBot:
     """The real web app with Slack mounted (single workspace, SQLite under ``root``, in-process jobs)
     talking to ``standin``, with one synthetic account: what the e2e tests and the latency benchmark run."""
-    from bot.settings import Settings
     from bot.web import DB_KEY, make_app
+    from config.settings import Settings
     from storage import repo
 
     settings = Settings(data_dir=root / "data", database_url=f"sqlite+aiosqlite:///{root / 'costdna.db'}",

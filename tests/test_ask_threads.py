@@ -375,7 +375,7 @@ async def test_concurrent_saves_of_one_thread_keep_one_row(db_url: str):
 
 @pytest.mark.asyncio
 async def test_no_channel_stores_nothing(sqlite_url: str):
-    from bot.settings import Settings
+    from config.settings import Settings
     from handlers.commands import handle_command
     from handlers.context import Services, Who
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from bot.chat import run_chat
-from bot.settings import Settings
+from config.settings import Settings
 from jobs.accounts import synthetic_dir
 from jobs.tagwriter import BundleTagWriter
 from jobs.worker import job_context

@@ -83,7 +83,7 @@ def test_scan_bundle_json_and_out(runner: CliRunner, tiny_org: Path, tmp_path: P
 def test_scan_bundle_follows_the_confidence_threshold(cli_env: dict[str, str], tiny_org: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`scan --json` counts attributable spend at COSTDNA_CONFIDENCE_THRESHOLD and says so."""
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     monkeypatch.setenv("COSTDNA_CONFIDENCE_THRESHOLD", "0.9")
     get_settings.cache_clear()

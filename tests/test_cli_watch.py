@@ -289,7 +289,7 @@ def test_watch_in_the_foreground_runs_the_schedule(runner: CliRunner, small_org:
 def _served_app(runner: CliRunner, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):  # type: ignore[no-untyped-def]
     from aiohttp import web
 
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     served: list[web.Application] = []
     monkeypatch.setattr(web, "run_app", lambda app, **kw: served.append(app))

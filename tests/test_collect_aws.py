@@ -42,7 +42,7 @@ from botocore.config import Config
 from sqlalchemy import func as sa_func
 from sqlalchemy import select
 
-from bot.settings import Settings
+from config.settings import Settings
 from engine.collectors import aws as aws_collector
 from engine.collectors.aws import collect
 from engine.collectors.aws_session import AwsSession, CollectError
@@ -510,7 +510,7 @@ async def test_without_a_trail_bucket_events_come_from_lookup_events(
 
 
 def _stored(name: str) -> Any:
-    from bot.settings import get_settings
+    from config.settings import get_settings
     from storage.db import Database
 
     async def go() -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.settings import Settings
+from config.settings import Settings
 from jobs import digest as jd
 from jobs.schedule import SCHEDULE, Scheduler, cron_jobs, run_schedule
 from storage import repo, watch_repo

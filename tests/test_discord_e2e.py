@@ -191,7 +191,7 @@ async def test_discord_api_url_alone_points_rest_and_the_gateway_at_the_standin(
     stand-in, and the gateway too (a plain ``discord.Client`` never asks ``GET /gateway/bot`` itself, so the
     adapter must, then set ``DiscordWebSocket.DEFAULT_GATEWAY``)."""
     from bot.discord.app import build_client
-    from bot.settings import Settings
+    from config.settings import Settings
     from handlers.context import Services
 
     guard_discord_globals(monkeypatch)
@@ -273,7 +273,7 @@ class Bot:
 @pytest_asyncio.fixture
 async def costdna(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path, fast_model) -> Any:
     from bot.discord.app import build_client
-    from bot.settings import Settings
+    from config.settings import Settings
     from handlers.context import Services
     from jobs.notify import Fanout, log_notifier
     from jobs.queue import open_queue

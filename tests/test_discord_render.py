@@ -347,7 +347,7 @@ def test_mentions_are_translated_for_the_handlers() -> None:
 def test_settings_and_worker_notifier() -> None:
     from bot.discord import configure_api, missing_settings
     from bot.discord.alerts import worker_notifier
-    from bot.settings import Settings
+    from config.settings import Settings
 
     s = Settings(discord_token=None)
     assert missing_settings(s) == ["DISCORD_TOKEN"] and worker_notifier({"settings": s, "db": None}) is None

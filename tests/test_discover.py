@@ -227,7 +227,7 @@ def test_cli_discover(runner: CliRunner, handmade: Path) -> None:
 
 
 async def test_chat_discover_card(handmade: Path, tmp_path: Path) -> None:
-    from bot.settings import Settings
+    from config.settings import Settings
     from handlers.commands import HELP, handle_command
     from handlers.context import Services, Who
     from jobs.worker import job_context

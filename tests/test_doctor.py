@@ -597,8 +597,8 @@ async def test_chat_cards_render(aws: str, standin: StandIn, monkeypatch: pytest
 @pytest.mark.asyncio
 async def test_chat_commands(aws: str, tmp_path: Path) -> None:
     """``/costdna accounts add``, ``/costdna accounts``, ``/costdna doctor [name]`` through the router."""
-    from bot.settings import Settings
     from bot.slack.render import to_message
+    from config.settings import Settings
     from handlers.commands import handle_command
     from handlers.context import Services, Who
     from storage import repo
@@ -687,7 +687,7 @@ def test_cli_doctor(moto_env: str, cli_env: dict[str, str], monkeypatch: pytest.
 def _add_account(name: str, kind: str, **kw: Any) -> None:
     import asyncio
 
-    from bot.settings import get_settings
+    from config.settings import get_settings
     from storage import repo
     from storage.db import Database
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from bot import flags
-from bot.flags import FileEnvProvider, enabled_rules, env_name, flag_number, install, rule_enabled
+from config.flags import FileEnvProvider, enabled_rules, env_name, flag_number, install, rule_enabled
 from engine.hourly import HourlySeries
 from engine.spikes import RULES, SpikeConfig, detect
 

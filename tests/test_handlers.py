@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 import engine.scan
 from bot.chat import ChatQueue
-from bot.settings import Settings
+from config.settings import Settings
 from handlers import views
 from handlers.actions import handle_action
 from handlers.cards import Button, Card
@@ -429,7 +429,7 @@ async def test_one_threshold_governs_every_surface(scanned: Path, tmp_path: Path
                                                    thr: float) -> None:
     """COSTDNA_CONFIDENCE_THRESHOLD moved from its 0.70 default: the scan summary's attributable figures,
     the `teams` card, the owner card, `apply` and `ask` all count an owner at the same confidence."""
-    from bot.settings import get_settings
+    from config.settings import get_settings
     from handlers.commands import teams_at
     from handlers.watch_views import is_guess
 
@@ -545,3 +545,27 @@ async def test_ask_llm_mode_through_the_command_path(env: Env) -> None:
         refused = only(await env.cmd("ask please delete the biggest instance"))
         assert "read-only" in refused.title and "/costdna apply" in text_of(refused)
         assert len(llm.requests) == before
+
+
+async def test_a_discord_role_approves_for_its_members(env: Env) -> None:
+    """An approver may be a Discord role (`settings approvers add @&role`): a member holding it approves,
+    one without it is refused and nothing changes."""
+    guild = dict(platform="discord", workspace="G1")
+    admin = Who(user_id="111", **guild)
+    env.svc.settings = env.settings.model_copy(update={"approvers": "UADMIN,111"})
+    added = only(await env.cmd("settings approvers add <@&777>", admin))
+    assert "<@&777>" in text_of(added), text_of(added)
+    reply = await env.cmd("apply", admin)
+    cs_id = reply.posts[0].tracks[1]
+    approve = next(b for b in reply.posts[0].card.buttons if b.action_id == views.CS_APPROVE)
+
+    outsider = Who(user_id="222", roles=("999",), **guild)
+    r = await env.click(approve, outsider)
+    assert r.ephemeral is not None and r.replace is None and "<@&777>" in text_of(r.ephemeral)
+    async with env.db.session() as s:
+        assert (await repo.get_change_set(s, cs_id)).status == "proposed"
+
+    member = Who(user_id="333", roles=("999", "777"), **guild)
+    r = await env.click(approve, member)
+    assert r.replace is not None and "<@333>" in text_of(r.replace)
+    await env.queue.wait()

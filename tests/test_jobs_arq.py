@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 import jobs.tasks
-from bot.settings import Settings
+from config.settings import Settings
 from jobs.accounts import account_bundle
 from jobs.control import ScanBusy, request_scan
 from jobs.queue import ArqQueue, scan_job_id

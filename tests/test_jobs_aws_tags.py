@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import Settings
+from config.settings import Settings
 from jobs.notify import Fanout
 from jobs.tasks import apply_tag_changes
 from storage import repo

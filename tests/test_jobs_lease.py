@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 
 import engine.scan
 import jobs.tasks
-from bot.settings import Settings
+from config.settings import Settings
 from handlers import views
 from jobs.control import ScanBusy, request_scan
 from jobs.lease import Lease, lease_timing

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 import engine.scan
 import jobs.tasks
-from bot.settings import Settings
+from config.settings import Settings
 from jobs.accounts import SYNTHETIC_DEFAULTS
 from jobs.control import ScanBusy, request_retrain, request_scan, request_tag_write
 from jobs.queue import LocalQueue, open_queue, scan_job_id

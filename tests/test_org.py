@@ -17,8 +17,8 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.settings import Settings
 from bot.slack.render import check_message, to_message
+from config.settings import Settings
 from engine.org import NO_GROUP, NO_UNIT, Org, OrgError, rollup, rollup_items
 from handlers import watch_views as wv
 from handlers.commands import handle_command

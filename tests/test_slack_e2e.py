@@ -18,8 +18,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from bot.settings import Settings
 from bot.web import make_app
+from config.settings import Settings
 from storage import repo
 from storage.models import AuditEntry, ChangeSet, ChatEvent, Label, Prompt, Scan
 from tests.slack_standin import APPROVER_ID, Payloads, SlackClient, SlackStandIn, check_blocks, start_bot

@@ -13,8 +13,8 @@ import pytest_asyncio
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import select, text
 
-from bot.settings import Settings, get_settings
 from bot.slack.installation_store import DbInstallationStore, DbOAuthStateStore, token_for_workspace
+from config.settings import Settings, get_settings
 from storage import crypto
 from storage.db import Database
 from storage.models import Installation as InstallationRow

@@ -25,7 +25,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from bot.settings import Settings
+from config.settings import Settings
 from engine.arns import arn_from_billing_id
 from storage import repo, watch_repo
 from storage.models import ExpectedLevel, Spike
@@ -152,7 +152,7 @@ async def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Pa
     for var in CLEAR:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("COSTDNA_SLACK_POST_INTERVAL_S", "0")  # no pacing in tests
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     get_settings.cache_clear()  # the alerts read the pacing from the settings
     monkeypatch.setattr(bot.slack.server, "QUEUE_CLOSE_TIMEOUT_S", 1)  # a debounced retrain is not waited for

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture(autouse=True)
 def secret_key(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A known encryption key and a private data dir (never the developer's key file)."""
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     key = "test-secret-key"
     monkeypatch.setenv("COSTDNA_SECRET_KEY", key)
@@ -76,7 +76,7 @@ async def test_workspace_get_or_create_is_idempotent_and_settings_persist(db: Da
 
 async def test_installation_token_is_encrypted_and_reinstall_revokes(db: Database,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     token = "xoxb-very-secret-token-123"
     async with db.session() as s:

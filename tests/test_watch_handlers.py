@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from bot.settings import Settings
 from bot.slack.render import check_message, image_upload, to_message
+from config.settings import Settings
 from handlers import spikes as spikes_mod
 from handlers import watch_views as wv
 from handlers.actions import handle_action

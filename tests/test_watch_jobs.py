@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import jobs.watch as jw
-from bot.settings import Settings
+from config.settings import Settings
 from jobs.route import Route, route_for
 from storage import repo, watch_repo
 from storage.db import Database

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.settings import Settings
 from bot.web import make_app
+from config.settings import Settings
 
 
 async def _client(settings: Settings) -> TestClient:

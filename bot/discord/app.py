@@ -110,9 +110,10 @@ class DiscordAdapter:
 
     def who(self, interaction: discord.Interaction) -> Who:
         user = interaction.user
+        roles = tuple(str(r.id) for r in getattr(user, "roles", ()) or () if getattr(r, "id", None))  # a Member
         return Who(platform="discord", workspace=self.workspace_id(interaction.guild_id), user_id=str(user.id),
                    user_name=getattr(user, "name", "") or "", channel_id=str(interaction.channel_id or ""),
-                   thread_ts="")
+                   thread_ts="", roles=roles)
 
     async def ensure_workspace(self, guild: str) -> None:
         if not guild or guild in self.workspaces:
@@ -466,10 +467,11 @@ class CostdnaGroup(app_commands.Group):
         await self._run(interaction, "settings")
 
     @settings.command(name="approvers", description="add or remove an approver of tag writes")
-    @app_commands.describe(action="add or remove", user="the person")
+    @app_commands.describe(action="add or remove", user="a person, or a role (every member holding it approves)")
     async def settings_approvers(self, interaction: discord.Interaction, action: Literal["add", "remove"],
-                                 user: discord.User) -> None:
-        await self._run(interaction, f"settings approvers {action} <@{user.id}>")
+                                 user: discord.User | discord.Role) -> None:
+        mention = f"<@&{user.id}>" if isinstance(user, discord.Role) else f"<@{user.id}>"
+        await self._run(interaction, f"settings approvers {action} {mention}")
 
     @settings.command(name="digest", description="post the daily digest to a channel at an hour (UTC)")
     @app_commands.describe(channel="where the digest goes", hour="the hour, 0 to 23 (UTC)")

@@ -38,7 +38,7 @@ DELIVERY_TIMEOUT_S = 120.0
 
 def post_interval() -> float:
     """Seconds between posts to one channel: ``COSTDNA_SLACK_POST_INTERVAL_S`` through the settings."""
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     return float(get_settings().slack_post_interval_s)
 

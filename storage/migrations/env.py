@@ -38,6 +38,6 @@ elif context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    from bot.settings import get_settings
+    from config.settings import get_settings
 
     asyncio.run(_online(config.get_main_option("sqlalchemy.url") or get_settings().db_url()))
