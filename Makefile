@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/external.py
 	$(BIN)/python benchmarks/scan_scale.py
+	$(BIN)/python benchmarks/ask_eval.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .demo
