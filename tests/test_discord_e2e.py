@@ -665,3 +665,29 @@ async def test_autocomplete_and_no_token_in_the_logs(costdna: Bot, caplog: pytes
     assert caplog.records, "nothing was logged: the check would be empty"
     assert TOKEN not in caplog.text
     assert all(c.token == TOKEN for c in bot.standin.calls if not c.name.startswith(("webhook.", "interaction.")))
+
+
+async def test_the_daily_digest_reaches_the_configured_channel(costdna: Bot):
+    """`/costdna settings digest channel:#… hour:9` by the approver, then the digest job (jobs.digest.digest)
+    posts through the Discord notifier: one message in that channel, within Discord's limits."""
+    from bot.discord.alerts import DiscordNotifier
+    from jobs.digest import digest
+    from storage.models import Workspace
+
+    bot = costdna
+    await bot.slash("settings", "digest", user_id=APPROVER_ID, channel=ALERTS_CHANNEL_ID, hour=9)
+    async with bot.db.session() as s:
+        ws = await s.get(Workspace, bot.workspace_id)
+        assert (ws.settings or {}).get("digest_channel") == ALERTS_CHANNEL_ID, ws.settings
+    n = len(bot.standin.in_channel(ALERTS_CHANNEL_ID))
+    ctx = {"db": bot.db, "settings": bot.svc.settings, "notify": DiscordNotifier(bot.db, bot.client)}
+    await digest(ctx, bot.workspace_id, account_id=bot.account_id)
+    posted = bot.standin.in_channel(ALERTS_CHANNEL_ID)[n:]
+    assert len(posted) == 1, posted
+    (msg,) = posted
+    assert "digest" in json_of(msg["embeds"]).lower(), json_of(msg["embeds"])[:500]
+    assert check_message(msg) == []
+    async with bot.db.session() as s:
+        ws = await s.get(Workspace, bot.workspace_id)
+        assert (ws.settings or {}).get("digest_last")  # the scheduled digest will not post again today
+    bot.assert_valid()
