@@ -442,24 +442,29 @@ def judge(q: E.Q, a: Any) -> list[str]:
     return E.judge(q, a)
 
 
-async def evaluate(root: Path, infos: dict[str, dict[str, Any]]) -> list[E.Outcome]:
+async def evaluate(root: Path, infos: dict[str, dict[str, Any]], specs: tuple = SPECS,
+                   questions: dict[str, Any] | None = None, settings_of: Any = None) -> list[E.Outcome]:
+    """Ask every org's questions of the stored scans; ``questions`` maps an org's name to its question
+    list builder (default: this file's gamma and delta)."""
     from handlers.ask import ask
     from storage.db import Database
 
+    questions = questions or {"gamma": gamma, "delta": delta}
+    settings_of = settings_of or settings_for
     out: list[E.Outcome] = []
-    for spec in SPECS:
+    for spec in specs:
         info = infos[spec.name]
-        settings = settings_for(spec, root / spec.name, info)
+        settings = settings_of(spec, root / spec.name, info)
         db = await Database(settings.db_url()).init()
         try:
             S = await E.load_stored(db, spec.name, info["scans"], E._truth(root / spec.name / "gen"), info["org_file"])
-            qs = (gamma if spec.name == "gamma" else delta)(X(S, settings.required_tag_keys()))
+            qs = questions[spec.name](X(S, settings.required_tag_keys()))
             print(f"{spec.name}: {spec.teams} teams, {len(S.recs)} resources, {len(S.days)} days ({S.days[0]} to "
                   f"{S.days[-1]}), scans {info['scans']}, asked {spec.now:%a %Y-%m-%d %H:%M} UTC: {len(qs)} questions",
                   flush=True)
             for q in qs:
                 t0 = time.perf_counter()
-                a = await ask(db, q.text, now=spec.now, settings=settings, threshold=E.THRESHOLD)
+                a = await ask(db, q.text.strip(), now=spec.now, settings=settings, threshold=E.THRESHOLD)
                 wrong = judge(q, a)
                 soft = ""
                 if wrong and any(w for _v, w in q.figures) and all(w is None or w in a.text for _v, w in q.figures):
@@ -471,7 +476,9 @@ async def evaluate(root: Path, infos: dict[str, dict[str, Any]]) -> list[E.Outco
     return out
 
 
-def table(outcomes: list[E.Outcome]) -> float:
+def table(outcomes: list[E.Outcome], label: str = "HELD-OUT", tag: Any = None) -> float:
+    """Accuracy per kind and overall, every failure; ``tag(outcome)`` adds a note to a question (and a
+    row counting the tagged ones)."""
     per: dict[str, list[E.Outcome]] = {}
     for o in outcomes:
         per.setdefault(o.q.tool, []).append(o)
@@ -480,44 +487,53 @@ def table(outcomes: list[E.Outcome]) -> float:
         os_ = per.get(t, [])
         ok = sum(1 for o in os_ if not o.wrong)
         print(f"{t:<20} {len(os_):>9} {ok:>8} {(ok / len(os_) if os_ else 0):>9.1%}")
+    if tag is not None:
+        tagged = [o for o in outcomes if tag(o)]
+        if tagged:
+            print(f"{'(' + tag(tagged[0]).strip(' []') + ')':<20} {len(tagged):>9} "
+                  f"{sum(1 for o in tagged if not o.wrong):>8}")
     ok = sum(1 for o in outcomes if not o.wrong)
     acc = ok / len(outcomes) if outcomes else 0.0
     fails = [o for o in outcomes if o.wrong]
     if fails:
         print(f"\nfailures ({len(fails)}):")
         for o in fails:
-            print(f"- [{o.q.org}] {o.q.text!r}\n    expected {o.q.tool}: ids {o.q.ids}, figures "
+            note = tag(o) if tag is not None else ""
+            print(f"- [{o.q.org}] {o.q.text.strip()!r}{note}\n    expected {o.q.tool}: ids {o.q.ids}, figures "
                   f"{[w or v for v, w in o.q.figures]}{', words ' + str(o.q.words) if o.q.words else ''}\n"
                   f"    wrong: {'; '.join(o.wrong)}\n    got: {o.got}")
-    print(f"\nHELD-OUT OFFLINE ACCURACY: {ok}/{len(outcomes)} = {acc:.1%}")
+    print(f"\n{label} OFFLINE ACCURACY: {ok}/{len(outcomes)} = {acc:.1%}")
     return acc
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(specs: tuple = SPECS, write_org: Any = None, questions: dict[str, Any] | None = None,
+         settings_of: Any = None, label: str = "HELD-OUT", tag: Any = None, prefix: str = "ask-heldout-") -> None:
+    """Build the orgs (or reuse ``--data``), ask, print the table. The other held-out sets call this with
+    their own orgs and questions."""
+    ap = argparse.ArgumentParser(description=(sys.modules["__main__"].__doc__ or __doc__).split("\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="keep (and reuse) the generated orgs here")
     a = ap.parse_args()
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    E.write_org_file = write_org_file  # build() writes our business units, not ask_eval's
+    E.write_org_file = write_org or write_org_file  # build() writes our business units, not ask_eval's
     tmp = None
     root = a.data
     if root is None:
-        tmp = tempfile.mkdtemp(prefix="ask-heldout-")
+        tmp = tempfile.mkdtemp(prefix=prefix)
         root = Path(tmp)
     t0 = time.perf_counter()
     try:
         infos = {}
-        for spec in SPECS:
+        for spec in specs:
             infos[spec.name] = E.build(spec, root / spec.name)
             print(f"{spec.name}: built in {infos[spec.name]['seconds']}s ({json.dumps(infos[spec.name]['teams'])})",
                   flush=True)
-        outcomes = asyncio.run(evaluate(root, infos))
+        outcomes = asyncio.run(evaluate(root, infos, specs, questions, settings_of))
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    table(outcomes)
+    table(outcomes, label, tag)
     print(f"{len(outcomes)} questions, {time.perf_counter() - t0:.0f}s")
 
 

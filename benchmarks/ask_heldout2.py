@@ -25,13 +25,7 @@ A report: it prints accuracy per tool and overall and every failure, and always 
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import shutil
 import sys
-import tempfile
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -313,86 +307,9 @@ def zeta(x: H.X) -> list[E.Q]:  # noqa: PLR0915 - one list
 # -- running and reporting -------------------------------------------------------------------------------------
 
 
-async def evaluate(root: Path, infos: dict[str, dict[str, Any]]) -> list[E.Outcome]:
-    from handlers.ask import ask
-    from storage.db import Database
-
-    out: list[E.Outcome] = []
-    for spec in SPECS:
-        info = infos[spec.name]
-        settings = settings_for(spec, root / spec.name, info)
-        db = await Database(settings.db_url()).init()
-        try:
-            S = await E.load_stored(db, spec.name, info["scans"], E._truth(root / spec.name / "gen"), info["org_file"])
-            qs = (epsilon if spec.name == "epsilon" else zeta)(H.X(S, settings.required_tag_keys()))
-            print(f"{spec.name}: {spec.teams} teams, {len(S.recs)} resources, {len(S.days)} days ({S.days[0]} to "
-                  f"{S.days[-1]}), scans {info['scans']}, asked {spec.now:%a %Y-%m-%d %H:%M} UTC: {len(qs)} questions",
-                  flush=True)
-            for q in qs:
-                t0 = time.perf_counter()
-                a = await ask(db, q.text.strip(), now=spec.now, settings=settings, threshold=E.THRESHOLD)
-                wrong = H.judge(q, a)
-                soft = ""
-                if wrong and any(w for _v, w in q.figures) and all(w is None or w in a.text for _v, w in q.figures):
-                    soft = "[the expected figures are written in this answer anyway] "
-                out.append(E.Outcome(q, wrong, 1000 * (time.perf_counter() - t0),
-                                     soft + f"title={a.title!r} " + E._short(a)))
-        finally:
-            await db.close()
-    return out
-
-
-def table(outcomes: list[E.Outcome]) -> float:
-    per: dict[str, list[E.Outcome]] = {}
-    for o in outcomes:
-        per.setdefault(o.q.tool, []).append(o)
-    print(f"\n{'kind':<20} {'questions':>9} {'correct':>8} {'accuracy':>9}")
-    for t in KINDS:
-        os_ = per.get(t, [])
-        ok = sum(1 for o in os_ if not o.wrong)
-        print(f"{t:<20} {len(os_):>9} {ok:>8} {(ok / len(os_) if os_ else 0):>9.1%}")
-    unl = [o for o in outcomes if o.q.text.endswith(UNLISTED)]
-    print(f"{'(unlisted periods)':<20} {len(unl):>9} {sum(1 for o in unl if not o.wrong):>8}")
-    ok = sum(1 for o in outcomes if not o.wrong)
-    acc = ok / len(outcomes) if outcomes else 0.0
-    fails = [o for o in outcomes if o.wrong]
-    if fails:
-        print(f"\nfailures ({len(fails)}):")
-        for o in fails:
-            tag = " [unlisted period]" if o.q.text.endswith(UNLISTED) else ""
-            print(f"- [{o.q.org}] {o.q.text.strip()!r}{tag}\n    expected {o.q.tool}: ids {o.q.ids}, figures "
-                  f"{[w or v for v, w in o.q.figures]}{', words ' + str(o.q.words) if o.q.words else ''}\n"
-                  f"    wrong: {'; '.join(o.wrong)}\n    got: {o.got}")
-    print(f"\nHELD-OUT-2 OFFLINE ACCURACY: {ok}/{len(outcomes)} = {acc:.1%}")
-    return acc
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=None, help="keep (and reuse) the generated orgs here")
-    a = ap.parse_args()
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-    E.write_org_file = write_org_file  # build() writes our business units, not ask_eval's
-    tmp = None
-    root = a.data
-    if root is None:
-        tmp = tempfile.mkdtemp(prefix="ask-heldout2-")
-        root = Path(tmp)
-    t0 = time.perf_counter()
-    try:
-        infos = {}
-        for spec in SPECS:
-            infos[spec.name] = E.build(spec, root / spec.name)
-            print(f"{spec.name}: built in {infos[spec.name]['seconds']}s ({json.dumps(infos[spec.name]['teams'])})",
-                  flush=True)
-        outcomes = asyncio.run(evaluate(root, infos))
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-    table(outcomes)
-    print(f"{len(outcomes)} questions, {time.perf_counter() - t0:.0f}s")
+    H.main(SPECS, write_org_file, {"epsilon": epsilon, "zeta": zeta}, settings_for, label="HELD-OUT-2",
+           tag=lambda o: " [unlisted period]" if o.q.text.endswith(UNLISTED) else "", prefix="ask-heldout2-")
 
 
 if __name__ == "__main__":
