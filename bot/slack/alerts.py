@@ -64,8 +64,8 @@ class SlackAlerts:
         self.locks: dict[str, asyncio.Lock] = {}
 
     async def __call__(self, kind: str, **payload: Any) -> None:
-        if kind not in KINDS:
-            return
+        if kind not in KINDS or not await self._is_slack(payload.get("workspace_id")):
+            return  # another platform's workspace (a Discord guild): its own adapter delivers
         try:
             if kind == "spike.alert":
                 await asyncio.wait_for(self.spike_alert(payload.get("spike_id"), payload.get("route"),
@@ -81,6 +81,17 @@ class SlackAlerts:
             log.exception("slack: delivering %s failed", kind)
 
     # -- plumbing ------------------------------------------------------------------------------------
+
+    async def _is_slack(self, workspace_id: Any) -> bool:
+        """Whether a workspace (database id) is Slack's; True when there is none to ask (single-workspace
+        mode routes to the configured channel, as before)."""
+        if workspace_id is None:
+            return True
+        from storage.models import Workspace
+
+        async with self.db.session() as s:
+            ws = await s.get(Workspace, int(workspace_id))
+        return ws is None or ws.platform == "slack"
 
     async def _token(self, workspace_id: int | None, client: AsyncWebClient) -> dict[str, str]:
         if client.token or self.token_for is None:
