@@ -27,7 +27,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -120,22 +120,22 @@ async def regions_of(session: AwsSession, account: Any) -> list[str]:
     return sorted(r["RegionName"] for r in resp.get("Regions", []))
 
 
+async def _pages(client: Any, operation: str, page_size: int, service: str, action: str, target: str
+                 ) -> AsyncIterator[dict[str, Any]]:
+    """Every page of a listing, through botocore's own paginator (its tokens and limit key); a failure
+    names the call and the IAM action, as every collection error does."""
+    try:
+        async for page in client.get_paginator(operation).paginate(PaginationConfig={"PageSize": page_size}):
+            yield page
+    except Exception as e:
+        raise collect_error(e, service, action, target) from e
+
+
 async def get_resources(session: AwsSession, region: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
     async with session.client("resourcegroupstaggingapi", region) as tagging:
-        token = ""
-        while True:
-            kw: dict[str, Any] = {"ResourcesPerPage": RESOURCES_PAGE}
-            if token:
-                kw["PaginationToken"] = token
-            try:
-                resp = await tagging.get_resources(**kw)
-            except Exception as e:
-                raise collect_error(e, "resourcegroupstaggingapi", "GetResources", region) from e
-            out.extend(resp.get("ResourceTagMappingList") or [])
-            token = resp.get("PaginationToken") or ""
-            if not token:
-                return out
+        return [m async for page in _pages(tagging, "get_resources", RESOURCES_PAGE, "resourcegroupstaggingapi",
+                                           "GetResources", region)
+                for m in page.get("ResourceTagMappingList") or []]
 
 
 IAM_LISTS = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
@@ -144,38 +144,18 @@ IAM_LISTS = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
 async def get_iam(session: AwsSession) -> dict[str, list[Any]]:
     merged: dict[str, list[Any]] = {k: [] for k in IAM_LISTS}
     async with session.client("iam") as iam:
-        marker = ""
-        while True:
-            kw: dict[str, Any] = {"MaxItems": IAM_PAGE}
-            if marker:
-                kw["Marker"] = marker
-            try:
-                resp = await iam.get_account_authorization_details(**kw)
-            except Exception as e:
-                raise collect_error(e, "iam", "GetAccountAuthorizationDetails", "the account") from e
+        async for page in _pages(iam, "get_account_authorization_details", IAM_PAGE, "iam",
+                                 "GetAccountAuthorizationDetails", "the account"):
             for k in IAM_LISTS:
-                merged[k].extend(resp.get(k) or [])
-            marker = resp.get("Marker") or "" if resp.get("IsTruncated") else ""
-            if not marker:
-                return merged
+                merged[k].extend(page.get(k) or [])
+    return merged
 
 
 async def get_interfaces(session: AwsSession, region: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
     async with session.client("ec2", region) as ec2:
-        token = ""
-        while True:
-            kw: dict[str, Any] = {"MaxResults": ENI_PAGE}
-            if token:
-                kw["NextToken"] = token
-            try:
-                resp = await ec2.describe_network_interfaces(**kw)
-            except Exception as e:
-                raise collect_error(e, "ec2", "DescribeNetworkInterfaces", region) from e
-            out.extend(resp.get("NetworkInterfaces") or [])
-            token = resp.get("NextToken") or ""
-            if not token:
-                return out
+        return [n async for page in _pages(ec2, "describe_network_interfaces", ENI_PAGE, "ec2",
+                                           "DescribeNetworkInterfaces", region)
+                for n in page.get("NetworkInterfaces") or []]
 
 
 # -- the collection ------------------------------------------------------------------------------------
